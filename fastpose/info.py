@@ -20,8 +20,10 @@ def op_table() -> list[tuple[str, str, str]]:
             missing = [why for ok, why in statuses if not ok]
             if not _ext.load():
                 missing = ["the extension is not loaded (see above)"]
-            rows.append((name, device, "ext (compiled kernel)" if not missing
-                         else f"ref (pure PyTorch): {missing[0]}"))
+            what = "ext (compiled kernel)" if not missing else f"ref (pure PyTorch): {missing[0]}"
+            if not missing and device == "cuda" and not torch.cuda.is_available():
+                what += "; no CUDA device visible now"
+            rows.append((name, device, what))
     return rows
 
 
