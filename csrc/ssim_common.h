@@ -41,6 +41,11 @@ inline SsimGeometry check_ssim_inputs(const at::Tensor& x, const at::Tensor& y, 
   return g;
 }
 
+// dtype of the stored derivative maps: the accumulation type (float for half inputs).
+inline at::ScalarType ssim_acc_type(at::ScalarType t) {
+  return t == at::kDouble ? at::kDouble : at::kFloat;
+}
+
 inline void check_ssim_backward_inputs(const at::Tensor& grad, const at::Tensor& x,
                                        const at::Tensor& dmaps, const SsimGeometry& g) {
   TORCH_CHECK(grad.dim() == 4 && grad.size(0) == g.n && grad.size(1) == g.c &&
@@ -57,11 +62,8 @@ inline void check_ssim_backward_inputs(const at::Tensor& grad, const at::Tensor&
               "ssim_backward: grad, x and dmaps must be on one device");
   TORCH_CHECK(at::isFloatingType(grad.scalar_type()), "ssim_backward: grad must be floating, got ",
               grad.scalar_type());
-}
-
-// dtype of the stored derivative maps: the accumulation type (float for half inputs).
-inline at::ScalarType ssim_acc_type(at::ScalarType t) {
-  return t == at::kDouble ? at::kDouble : at::kFloat;
+  TORCH_CHECK(dmaps.scalar_type() == ssim_acc_type(x.scalar_type()), "ssim_backward: dmaps must be ",
+              ssim_acc_type(x.scalar_type()), ", got ", dmaps.scalar_type());
 }
 
 }  // namespace fastpose

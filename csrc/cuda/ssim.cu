@@ -274,8 +274,6 @@ std::tuple<at::Tensor, at::Tensor> ssim_backward_cuda(const at::Tensor& grad_in,
   check_ssim_backward_inputs(grad_in, x, dmaps, g);
   TORCH_CHECK(x.is_cuda(), "ssim_backward: expected CUDA tensors, got ", x.device());
   TORCH_CHECK(window <= 1023, "ssim_backward: window ", window, " exceeds the CUDA kernel's limit of 1023");
-  TORCH_CHECK(dmaps.scalar_type() == ssim_acc_type(x.scalar_type()), "ssim_backward: dmaps must be ",
-              ssim_acc_type(x.scalar_type()), ", got ", dmaps.scalar_type());
   const c10::cuda::CUDAGuard guard(x.device());
   const at::Tensor grad = grad_in.scalar_type() == x.scalar_type() ? grad_in : grad_in.to(x.scalar_type());
   const at::Tensor xc = x.contiguous();
