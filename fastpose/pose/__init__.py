@@ -1,0 +1,7 @@
+"""Keypoint conventions and pose encodings (heatmaps, disks, masks, part masks, distance maps)."""
+
+from fastpose.pose.openpose import (FLIP_INDEX, HEAD_JOINTS, KEYPOINT_INDEX, KEYPOINT_NAMES, LIMBS,
+                                    MISSING, NUM_KEYPOINTS)
+
+__all__ = ["FLIP_INDEX", "HEAD_JOINTS", "KEYPOINT_INDEX", "KEYPOINT_NAMES", "LIMBS", "MISSING",
+           "NUM_KEYPOINTS"]
