@@ -51,7 +51,7 @@ def street_scene(rng: np.random.Generator, h: int, w: int) -> np.ndarray:
     x = 0
     while x < w:
         pw = int(rng.uniform(0.25, 0.8) * w)
-        col = _muted(rng, sat=0.3, lo=0.3, hi=0.8)
+        col = _muted(rng, sat=0.18, lo=0.3, hi=0.8)
         wall[:, x:x + pw] = col
         if rng.random() < 0.6:  # windows / shop glass
             glass = _muted(rng, sat=0.3, lo=0.1, hi=0.45) * np.array([0.85, 0.95, 1.1], np.float32)
@@ -64,7 +64,7 @@ def street_scene(rng: np.random.Generator, h: int, w: int) -> np.ndarray:
     wall *= (0.8 + 0.4 * value_noise(rng, horizon, w, (4, 3)))[..., None]
     img[:horizon] = wall
     # Ground: pavement with perspective joints.
-    g = _muted(rng, sat=0.25, lo=0.3, hi=0.7)
+    g = _muted(rng, sat=0.12, lo=0.3, hi=0.7)
     gh = h - horizon
     gy = (ys[horizon:] - horizon) / max(gh, 1)
     depth = 1.0 / (0.15 + gy)  # farther rows are denser
@@ -78,7 +78,7 @@ def street_scene(rng: np.random.Generator, h: int, w: int) -> np.ndarray:
     # Clutter.
     for _ in range(int(rng.integers(3, 9))):
         kind = rng.integers(0, 3)
-        col = _muted(rng, sat=0.25, lo=0.15, hi=0.75)
+        col = _muted(rng, sat=0.2, lo=0.15, hi=0.7)
         cx, cy = rng.uniform(0, w), rng.uniform(0.1 * h, 0.95 * h)
         if kind == 0:  # pole
             pw = rng.uniform(0.02, 0.06) * w
@@ -86,7 +86,7 @@ def street_scene(rng: np.random.Generator, h: int, w: int) -> np.ndarray:
         elif kind == 1:  # bush / blob
             rx, ry = rng.uniform(0.08, 0.22) * w, rng.uniform(0.04, 0.1) * h
             m = ((xs - cx) / rx) ** 2 + ((ys - cy) / ry) ** 2 < 1.0
-            col = col * np.array([0.7, 0.95, 0.65], np.float32)
+            col = col * np.array([0.75, 0.9, 0.7], np.float32)
         else:  # sign / box
             rx, ry = rng.uniform(0.08, 0.3) * w, rng.uniform(0.03, 0.1) * h
             m = (np.abs(xs - cx) < rx) & (np.abs(ys - cy) < ry)

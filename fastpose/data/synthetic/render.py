@@ -292,8 +292,8 @@ def build_prims(ident: Identity, skel: Skeleton3D) -> list[Prim]:
     # Pelvis (trousers, skirt or dress), flat at the crotch.
     prims.append(Prim(waist + spine * 0.1, j["pelvis"] - spine * 0.15,
                       (b.hip_half * 1.5 * k, b.chest_depth * 0.85 * k),
-                      (b.hip_half * 1.65 * k, b.chest_depth * 0.85 * k), ((0.0, bottom),),
-                      cap=(3.0, 3.0), part="pelvis"))
+                      (b.hip_half * 1.55 * k, b.chest_depth * 0.8 * k), ((0.0, bottom),),
+                      cap=(3.0, 4.0), part="pelvis"))
     for side, s in (("l", "left"), ("r", "right")):
         arm_skin = Material(ident.skin, CIHP_INDEX[f"{s}_arm"])
         leg_skin = Material(ident.skin, CIHP_INDEX[f"{s}_leg"])
@@ -303,7 +303,10 @@ def build_prims(ident: Identity, skel: Skeleton3D) -> list[Prim]:
             (0.0, arm_skin),)
         fore_sl = sl - ua
         fore_mats = ((0.0, top), (fore_sl / fa, arm_skin)) if fore_sl > 0 else ((0.0, arm_skin),)
-        prims.append(Prim(j[f"{side}_shoulder"], j[f"{side}_elbow"], (0.27 * k,) * 2,
+        # The sleeve starts a little inside the shoulder so its cap does not bulge above the
+        # torso's outline.
+        sho = j[f"{side}_shoulder"] - spine * 0.1 - (j[f"{side}_shoulder"] - j["neck"]) * 0.08
+        prims.append(Prim(sho, j[f"{side}_elbow"], (0.26 * k,) * 2,
                           (0.22 * k,) * 2, up_mats, bias=0.02 if sl > 0 else 0.0,
                           part=f"{side}_upper_arm"))
         prims.append(Prim(j[f"{side}_elbow"], j[f"{side}_wrist"], (0.21 * k,) * 2,
@@ -318,7 +321,7 @@ def build_prims(ident: Identity, skel: Skeleton3D) -> list[Prim]:
             th_mats, sh_mats = ((0.0, bottom), (0.55, leg_skin)), ((0.0, leg_skin),)
         else:  # skirt / dress: bare legs under a separate skirt primitive
             th_mats, sh_mats = ((0.0, leg_skin),), ((0.0, leg_skin),)
-        prims.append(Prim(j[f"{side}_hip"], j[f"{side}_knee"], (0.34 * k,) * 2, (0.25 * k,) * 2,
+        prims.append(Prim(j[f"{side}_hip"], j[f"{side}_knee"], (0.37 * k,) * 2, (0.25 * k,) * 2,
                           th_mats, part=f"{side}_thigh"))
         prims.append(Prim(j[f"{side}_knee"], j[f"{side}_ankle"], (0.25 * k,) * 2, (0.18 * k,) * 2,
                           sh_mats, part=f"{side}_shin"))
