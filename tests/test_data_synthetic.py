@@ -23,6 +23,7 @@ from fastpose.pose.openpose import KEYPOINT_INDEX, NUM_KEYPOINTS
 
 TINY = dict(train_ids=4, test_ids=2, images_per_id=4, contact_ids=3)
 KP = KEYPOINT_INDEX
+TORSO = tuple(KP[j] for j in ("r_shoulder", "l_shoulder", "r_hip", "l_hip"))  # PATN's pair rule
 
 
 def tiny(preset: str = "market", **kw) -> SyntheticConfig:
@@ -35,7 +36,8 @@ def market(tmp_path_factory) -> Path:
 
 
 def files(root: Path) -> dict[str, bytes]:
-    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*"))
+            if p.is_file()}
 
 
 def read_annotations(path: Path) -> dict[str, np.ndarray]:
@@ -102,10 +104,9 @@ def test_pairs_and_disjoint_identities(market):
             assert a != b and pid_of(a) == pid_of(b)
             for n in (a, b):
                 kps = ann[n]
-                assert all(kps[KP[j], 0] >= 0 for j in ("r_shoulder", "l_shoulder", "r_hip", "l_hip"))
+                assert (kps[list(TORSO), 0] >= 0).all()
         # Every eligible ordered pair is present (the documented PATN rule).
-        eligible = [n for n, k in ann.items()
-                    if all(k[KP[j], 0] >= 0 for j in ("r_shoulder", "l_shoulder", "r_hip", "l_hip"))]
+        eligible = [n for n, k in ann.items() if (k[list(TORSO), 0] >= 0).all()]
         expect = {(a, b) for a in eligible for b in eligible if a != b and pid_of(a) == pid_of(b)}
         assert set(pairs) == expect
     assert ids["train"] and ids["test"] and not ids["train"] & ids["test"]

@@ -60,7 +60,8 @@ class SyntheticConfig:
 
     def __post_init__(self):
         if self.preset not in PRESET_PREFIX:
-            raise ValueError(f"unknown preset {self.preset!r}; expected one of {sorted(PRESET_PREFIX)}")
+            raise ValueError(f"unknown preset {self.preset!r}; expected one of "
+                             f"{sorted(PRESET_PREFIX)}")
         for name in ("train_ids", "test_ids", "images_per_id"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")

@@ -62,9 +62,10 @@ class Pose:
 class Skeleton3D:
     """Joint positions in the person's local frame (head units), ground at u = 0."""
 
-    joints: dict[str, np.ndarray]  # named 3D points, see ``Skeleton3D`` users
+    joints: dict[str, np.ndarray]  # named 3D points: the OpenPose-18 names plus pelvis, head
+    # (centre), l/r_hand (fingertips), l/r_heel, l/r_toe
     head_frame: tuple[np.ndarray, np.ndarray, np.ndarray]  # (left, up, forward) of the head
-    dirs: dict[str, np.ndarray] = field(default_factory=dict)  # unit limb directions
+    dirs: dict[str, np.ndarray] = field(default_factory=dict)  # unit directions: spine, limbs
 
 
 def _unit(v: np.ndarray, fallback: np.ndarray) -> np.ndarray:
@@ -94,7 +95,7 @@ def build_skeleton(body: Body, pose: Pose) -> Skeleton3D:
     spine = _unit(UP + math.tan(lf) * FWD + math.tan(ll) * LEFT, UP)
     neck = pelvis + spine * body.torso_len
     j["pelvis"], j["neck"] = pelvis, neck
-    j["spine"] = spine
+    dirs["spine"] = spine
     # Head frame: yaw about the spine, then a small roll.
     cy, sy = math.cos(pose.head_yaw), math.sin(pose.head_yaw)
     hf = _unit(cy * FWD - sy * LEFT, FWD)
@@ -133,8 +134,7 @@ def build_skeleton(body: Body, pose: Pose) -> Skeleton3D:
     # Stand on the lowest shoe sole (0.17 = shoe radius).
     ground = min(j[f"{s}_{p}"][1] for s in "lr" for p in ("heel", "toe")) - 0.17
     for k in j:
-        if k != "spine":
-            j[k] = j[k] - ground * UP
+        j[k] = j[k] - ground * UP
     return Skeleton3D(joints=j, head_frame=(hl, hu, hf), dirs=dirs)
 
 

@@ -213,6 +213,22 @@ def raster_prim(canvas: Canvas, prim: Prim, cam: Camera) -> None:
                prim.part)
 
 
+def _dot(color: np.ndarray, win, cam: Camera, skel: Skeleton3D, point: np.ndarray,
+         radius: float, squash: float, min_facing: float, rgb: tuple[float, float, float],
+         strength: float) -> None:
+    """Paint an anti-aliased elliptic dot (eye, mouth) of ``radius`` pixels at the head-surface
+    ``point`` into ``color`` (the head's window), if it faces the camera enough."""
+    facing = (point - skel.joints["head"]) @ cam.basis
+    if facing[2] / np.linalg.norm(facing) < min_facing:
+        return
+    r0, r1, c0, c1 = win
+    p = cam.project(point)
+    d = np.sqrt((np.arange(r0, r1)[:, None] - p[1]) ** 2 / squash
+                + (np.arange(c0, c1)[None, :] - p[0]) ** 2)
+    m = np.clip(radius - d + 0.5, 0.0, 1.0) * strength
+    color += m[..., None] * (np.asarray(rgb, np.float32) - color)
+
+
 def raster_head(canvas: Canvas, ident: Identity, skel: Skeleton3D, cam: Camera) -> None:
     """Ellipsoid head: face skin, hair and hat regions from the head-frame surface normal, eyes
     and mouth painted where they face the camera."""
@@ -243,26 +259,20 @@ def raster_head(canvas: Canvas, ident: Identity, skel: Skeleton3D, cam: Camera) 
     color = np.broadcast_to(skin, rho2.shape + (3,)).copy()
     label = np.full(rho2.shape, CIHP_INDEX["face"], np.uint8)
     sharp = rx  # normals change by ~1/rx per pixel: margins * rx are in pixels
-    # Facial features, only on the camera-facing side.
+    # Facial features, only on the camera-facing side (the mouth only when large enough).
     for eye in ("l_eye", "r_eye"):
-        p = cam.project(skel.joints[eye])
-        facing = (skel.joints[eye] - skel.joints["head"]) @ cam.basis
-        if facing[2] / np.linalg.norm(facing) < 0.15:
-            continue
-        er = max(0.065 * cam.scale, 0.55)
-        d = np.sqrt((np.arange(r0, r1)[:, None] - p[1]) ** 2 / 0.8 + (np.arange(c0, c1)[None, :] - p[0]) ** 2)
-        m = np.clip(er - d + 0.5, 0.0, 1.0) * (0.85 if cam.scale > 20 else 0.55)
-        color += m[..., None] * (np.array([0.08, 0.06, 0.06], np.float32) - color)
-    mouth3 = skel.joints["head"] + skel.head_frame[2] * body.head_rx * 0.9 - skel.head_frame[1] * 0.28
-    facing = (mouth3 - skel.joints["head"]) @ cam.basis
-    if cam.scale > 20 and facing[2] / np.linalg.norm(facing) > 0.3:
-        p = cam.project(mouth3)
-        d = np.sqrt(((np.arange(r0, r1)[:, None] - p[1]) * 2.2) ** 2 + (np.arange(c0, c1)[None, :] - p[0]) ** 2)
-        m = np.clip(0.11 * cam.scale - d + 0.5, 0.0, 1.0) * 0.6
-        color += m[..., None] * (np.array([0.55, 0.22, 0.22], np.float32) - color)
+        _dot(color, win, cam, skel, skel.joints[eye], max(0.065 * cam.scale, 0.55), 0.8, 0.15,
+             (0.08, 0.06, 0.06), 0.85 if cam.scale > 20 else 0.55)
+    if cam.scale > 20:
+        hf3, hu3 = skel.head_frame[2], skel.head_frame[1]
+        mouth = skel.joints["head"] + hf3 * body.head_rx * 0.9 - hu3 * 0.28
+        _dot(color, win, cam, skel, mouth, 0.11 * cam.scale, 1 / 2.2 ** 2, 0.3,
+             (0.55, 0.22, 0.22), 0.6)
     if ident.hair is not None:
         h = ident.hair
-        margin = np.maximum(n_u - h.top, h.back - n_f)
+        # Top of the head, the back, and the temples above the ears.
+        margin = np.maximum(np.maximum(n_u - h.top, h.back - n_f),
+                            np.minimum(np.abs(n_l) - h.side, n_u + 0.05))
         m = np.clip(margin * sharp + 0.5, 0.0, 1.0)
         color += m[..., None] * (np.asarray(h.color, np.float32) - color)
         label = np.where(m >= 0.5, np.uint8(CIHP_INDEX["hair"]), label)
@@ -279,7 +289,7 @@ def build_prims(ident: Identity, skel: Skeleton3D) -> list[Prim]:
     k = b.build
     skin_face = Material(ident.skin, CIHP_INDEX["torso_skin"])
     top, bottom = ident.top, ident.bottom
-    spine = j["spine"]
+    spine = skel.dirs["spine"]
     prims: list[Prim] = []
     # Torso: chest (garment) from just under the neck to the waist.
     waist = j["pelvis"] + spine * 0.55
@@ -290,7 +300,7 @@ def build_prims(ident: Identity, skel: Skeleton3D) -> list[Prim]:
                       (b.hip_half * 1.55 * k, b.chest_depth * 0.92 * k), ((0.0, top),),
                       cap=(1.2, 3.0), bias=0.03, part="torso"))
     # Pelvis (trousers, skirt or dress), flat at the crotch.
-    prims.append(Prim(waist + spine * 0.1, j["pelvis"] - spine * 0.15,
+    prims.append(Prim(waist + spine * 0.1, j["pelvis"] - spine * 0.05,
                       (b.hip_half * 1.5 * k, b.chest_depth * 0.85 * k),
                       (b.hip_half * 1.55 * k, b.chest_depth * 0.8 * k), ((0.0, bottom),),
                       cap=(3.0, 4.0), part="pelvis"))
@@ -311,8 +321,9 @@ def build_prims(ident: Identity, skel: Skeleton3D) -> list[Prim]:
                           part=f"{side}_upper_arm"))
         prims.append(Prim(j[f"{side}_elbow"], j[f"{side}_wrist"], (0.21 * k,) * 2,
                           (0.17 * k,) * 2, fore_mats, part=f"{side}_forearm"))
-        prims.append(Prim(j[f"{side}_wrist"], j[f"{side}_hand"] - (j[f"{side}_hand"] - j[f"{side}_wrist"]) * 0.3,
-                          (0.15 * k,) * 2, (0.14 * k,) * 2, ((0.0, arm_skin),), part=f"{side}_hand"))
+        wrist, hand = j[f"{side}_wrist"], j[f"{side}_hand"]
+        prims.append(Prim(wrist, hand - (hand - wrist) * 0.3, (0.15 * k,) * 2, (0.14 * k,) * 2,
+                          ((0.0, arm_skin),), part=f"{side}_hand"))
         # Legs.
         th, sh = b.thigh, b.shin
         if ident.bottom_kind == "pants":

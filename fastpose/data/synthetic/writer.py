@@ -148,7 +148,8 @@ def _generate_into(cfg: SyntheticConfig, root: Path, progress: bool) -> None:
     for r in results:
         if r[4] is not None:
             kept.setdefault(r[1], []).append(r[4])
-    contact_sheets(root, [kept[p] for p in sorted(kept)], cfg.preset)
+    contact_sheets(root, [kept[p] for p in sorted(kept)], [f"id {p}" for p in sorted(kept)],
+                   cfg.preset)
     manifest = {"generator": "fastpose.data.synthetic", "config": cfg.content(),
                 "digest": cfg.digest(), "counts": counts, "image_format": "png"}
     (root / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
