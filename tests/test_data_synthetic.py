@@ -227,6 +227,10 @@ def test_bad_config():
         SyntheticConfig(train_ids=0)
     with pytest.raises(ValueError, match="workers"):
         SyntheticConfig(workers=0)
+    with pytest.raises(ValueError, match="seed"):
+        SyntheticConfig(seed=-1)
+    with pytest.raises(ValueError, match="unknown preset"):
+        SyntheticConfig.for_preset("lsp")
     assert tiny().digest() == tiny(workers=2).digest() != tiny(seed=5).digest()
 
 

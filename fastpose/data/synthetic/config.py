@@ -65,6 +65,10 @@ class SyntheticConfig:
         for name in ("train_ids", "test_ids", "images_per_id"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.seed < 0:
+            raise ValueError(f"seed must be >= 0, got {self.seed}")
+        if self.contact_ids < 0:
+            raise ValueError(f"contact_ids must be >= 0, got {self.contact_ids}")
         if self.workers < 1:
             raise ValueError(f"workers must be >= 1, got {self.workers}")
 
