@@ -152,12 +152,30 @@ def test_parsing_agrees_with_keypoints(market):
     assert stats["face"][0] == stats["face"][1]  # the face label is always at the nose
 
 
-def _render(yaw_deg: float, seed: int = 3):
+def _render(yaw_deg: float, seed: int = 3, family: str = "standing", background: float = 0.0):
     rng = np.random.default_rng(seed)
     ident = sample_identity(1, rng)
-    skel = build_skeleton(ident.body, POSE_FAMILIES["standing"](rng))
+    skel = build_skeleton(ident.body, POSE_FAMILIES[family](rng))
     cam = Camera(basis=yaw_basis(math.radians(yaw_deg)), scale=15.0, ox=64.0, oy=122.0)
-    return render_person(ident, skel, cam, np.zeros((128, 128, 3), np.float32))
+    return render_person(ident, skel, cam, np.full((128, 128, 3), background, np.float32))
+
+
+@pytest.mark.parametrize("seed,family,yaw", [(0, "walking", 30.0), (3, "gesture", -100.0),
+                                             (4, "standing", 170.0)])
+def test_antialiasing_and_parsing_match_the_image(seed, family, yaw):
+    # Bags are drawn but labelled background (CIHP has no bag class): use people without one.
+    assert sample_identity(1, np.random.default_rng(seed)).bag is None
+    black, parsing, kps = _render(yaw, seed, family, 0.0)
+    white, parsing2, kps2 = _render(yaw, seed, family, 1.0)
+    assert (parsing == parsing2).all() and (kps == kps2).all()
+    # Over white minus over black = the background's share of each pixel (1 - coverage).
+    uncovered = (white - black).mean(-1)
+    edge = (uncovered > 0.05) & (uncovered < 0.95)
+    assert edge.sum() > 60  # a 1-pixel anti-aliasing ramp along the whole silhouette
+    assert ((uncovered > 0.02) & (uncovered < 0.98)).sum() < 3 * edge.sum()
+    assert (parsing[uncovered > 0.5] == 0).all()  # mostly background -> labelled background
+    assert (parsing[uncovered < 0.2] != 0).mean() > 0.995  # mostly body -> a body label
+    assert (parsing != 0).sum() > 400
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
