@@ -76,7 +76,7 @@ class SyntheticConfig:
     def for_preset(cls, preset: str, **overrides) -> "SyntheticConfig":
         """The default dataset of ``preset`` (a few thousand images), with ``overrides``."""
         defaults = {"market": dict(train_ids=420, test_ids=80, images_per_id=6),
-                    "deepfashion": dict(train_ids=220, test_ids=40, images_per_id=5)}
+                    "deepfashion": dict(train_ids=300, test_ids=60, images_per_id=5)}
         if preset not in defaults:
             raise ValueError(f"unknown preset {preset!r}; expected one of {sorted(defaults)}")
         return cls(preset=preset, **{**defaults[preset], **overrides})

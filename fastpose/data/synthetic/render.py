@@ -324,8 +324,7 @@ def build_prims(ident: Identity, skel: Skeleton3D) -> list[Prim]:
         wrist, hand = j[f"{side}_wrist"], j[f"{side}_hand"]
         prims.append(Prim(wrist, hand - (hand - wrist) * 0.3, (0.15 * k,) * 2, (0.14 * k,) * 2,
                           ((0.0, arm_skin),), part=f"{side}_hand"))
-        # Legs.
-        th, sh = b.thigh, b.shin
+        # Legs: trousers, shorts (bare below mid-thigh) or bare under a skirt / dress.
         if ident.bottom_kind == "pants":
             th_mats, sh_mats = ((0.0, bottom),), ((0.0, bottom),)
         elif ident.bottom_kind == "shorts":
