@@ -61,15 +61,32 @@ class Camera:
                          c[..., 2]], axis=-1)
 
 
+# Layer buffers reused between images of one process (fresh multi-megabyte arrays per image
+# cost more in page faults than refilling them). Rendering is single-threaded per process.
+_BUFFERS: dict[tuple[int, int], dict[str, np.ndarray]] = {}
+
+
+def _buffers(h: int, w: int, n: int) -> dict[str, np.ndarray]:
+    buf = _BUFFERS.get((h, w))
+    if buf is None or buf["alpha"].shape[0] < n:
+        buf = {"alpha": np.empty((n, h, w), np.float32), "depth": np.empty((n, h, w), np.float32),
+               "color": np.empty((n, h, w, 3), np.float32), "label": np.empty((n, h, w), np.uint8)}
+        _BUFFERS[(h, w)] = buf
+    return buf
+
+
 class Canvas:
     """Per-primitive layers (coverage, depth, colour, label) composited at the end."""
 
     def __init__(self, h: int, w: int, n: int):
         self.h, self.w = h, w
-        self.alpha = np.zeros((n, h, w), np.float32)
-        self.depth = np.full((n, h, w), -1e4, np.float32)
-        self.color = np.zeros((n, h, w, 3), np.float32)
-        self.label = np.zeros((n, h, w), np.uint8)
+        buf = _buffers(h, w, n)
+        self.alpha, self.depth = buf["alpha"][:n], buf["depth"][:n]
+        self.color, self.label = buf["color"][:n], buf["label"][:n]
+        self.alpha.fill(0.0)
+        self.depth.fill(-1e4)
+        self.color.fill(0.0)
+        self.label.fill(0)
         self.occludes = np.zeros(n, bool)
         self.parts: list[str] = []
         self.n = 0
