@@ -26,7 +26,7 @@ from fastpose.pose.openpose import KEYPOINT_INDEX
 MANIFEST = "synthetic.json"
 # PATN's pair rule: both shoulders and both hips visible in both images.
 PAIR_JOINTS = tuple(KEYPOINT_INDEX[n] for n in ("r_shoulder", "l_shoulder", "r_hip", "l_hip"))
-PNG_LEVEL = 3  # zlib level: lossless either way; 3 is ~2x faster than the default 6
+PNG_LEVEL = 1  # zlib level: lossless either way; 1 is ~5x faster than the default 6, files +15%
 
 
 def split_ids(cfg: SyntheticConfig) -> dict[str, range]:
