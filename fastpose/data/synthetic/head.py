@@ -68,9 +68,9 @@ def raster_head(canvas: Canvas, ident: Identity, skel: Skeleton3D, cam: Camera) 
              (0.55, 0.22, 0.22), 0.6)
     if ident.hair is not None:
         h = ident.hair
-        # Top of the head, the back, and the temples above the ears.
-        margin = np.maximum(np.maximum(n_u - h.top, h.back - n_f),
-                            np.minimum(np.abs(n_l) - h.side, n_u + 0.05))
+        # Top of the head, the back, and the temples above and behind the ears (not the cheeks).
+        temples = np.minimum(np.minimum(np.abs(n_l) - h.side, n_u + 0.05), 0.35 - n_f)
+        margin = np.maximum(np.maximum(n_u - h.top, h.back - n_f), temples)
         m = np.clip(margin * sharp + 0.5, 0.0, 1.0)
         color += m[..., None] * (np.asarray(h.color, np.float32) - color)
         label = np.where(m >= 0.5, np.uint8(CIHP_INDEX["hair"]), label)
