@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import json
 import math
+import os
 from pathlib import Path
 
 import numpy as np
@@ -253,8 +254,14 @@ def test_bad_config():
 
 
 def test_ensure_synthetic_caches(tmp_path, monkeypatch):
+    digest = tiny().digest()
+    stale, live = tmp_path / f".market-{digest}.tmp-dead", tmp_path / f".market-{digest}.tmp-live"
+    stale.mkdir(parents=True)
+    live.mkdir()
+    os.utime(stale, (1e9, 1e9))  # a killed run from long ago
     path = ensure_synthetic("market", root=tmp_path, progress=False, workers=1, **TINY)
-    assert is_complete(path) and path.parent == tmp_path and path.name.startswith("market-")
+    assert is_complete(path) and path.parent == tmp_path and path.name == f"market-{digest}"
+    assert not stale.exists() and live.exists()
 
     def fail(*a, **k):
         raise AssertionError("regenerated a cached dataset")
