@@ -102,9 +102,11 @@ def render_sample(cfg: SyntheticConfig, split: str, pid: int, k: int) -> Sample:
     basis = yaw_basis(yaw)
     cam = _frame(cfg, skel, basis, rng)
     if st.street:
-        # Each identity walks past at least two cameras: image k uses camera (c0 + k*step).
+        # Each identity walks past several cameras: image k uses camera c0 + k*step, with a
+        # step of +-1 so consecutive images come from different cameras.
         c0 = int(np.random.default_rng([cfg.seed, _IDENTITY, pid, 1]).integers(st.cameras))
-        cam_id = (c0 + k * (1 + pid % (st.cameras - 1))) % st.cameras + 1
+        step = 1 if pid % 2 else st.cameras - 1
+        cam_id = (c0 + k * step) % st.cameras + 1
         scene, gains = _camera_scene(cfg.seed, cam_id, h, w)
         y0 = int(rng.integers(0, scene.shape[0] - h + 1))
         x0 = int(rng.integers(0, scene.shape[1] - w + 1))
