@@ -272,3 +272,34 @@ def test_pose_mask_potgan_fills_head():
     pg2, pot = pose_mask_pg2(kp, (100, 176)), pose_mask_potgan(kp, (100, 176))
     for y, x in [(45, 81), (45, 95)]:  # between the eyes, the nose and the ears
         assert pg2[0, 0, y, x] == 0 and pot[0, 0, y, x] == 1, (y, x)
+
+
+def hull_fill_by_triangles(kp: np.ndarray, joints, h, w) -> np.ndarray:
+    """Convex hull as the union of all triangles of present, non-collinear joints (Caratheodory)."""
+    import itertools
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float64)
+    out = np.zeros((h, w), bool)
+    pts = [kp[j] for j in joints if (kp[j] != -1).all()]
+    for a, b, c in itertools.combinations(pts, 3):
+        area = (b[0] - a[0]) * (c[1] - a[1]) - (b[1] - a[1]) * (c[0] - a[0])
+        if abs(area) < 1e-9:
+            continue
+        crosses = [(q[0] - p[0]) * (xx - p[1]) - (q[1] - p[1]) * (yy - p[0])
+                   for p, q in ((a, b), (b, c), (c, a))]
+        out |= np.all([c_ >= 0 for c_ in crosses], 0) | np.all([c_ <= 0 for c_ in crosses], 0)
+    return out
+
+
+@pytest.mark.parametrize("joints", [(0, 1, 14, 15, 16, 17), (1, 2, 5, 8, 11)])
+def test_convex_fill_matches_triangle_union(joints):
+    from fastpose.pose.encodings.masks import convex_fill
+    kp = random_poses(8, 30, 20, seed=5, p_missing=0.3)
+    kp[0, list(joints)] = torch.tensor([[3.0, 3.0], [3.0, 10.0], [3.0, 16.0], [20.0, 5.0],
+                                        [20.0, 5.0], [20.0, 5.0]][:len(joints)])  # collinear + dupes
+    kp[1, list(joints)] = -1
+    kp[1, list(joints[:3])] = torch.tensor([[2.0, 2.0], [6.0, 6.0], [10.0, 10.0]])  # only a line
+    out = convex_fill(kp, (30, 20), joints)
+    assert out[1].sum() == 0
+    for i in range(8):
+        expected = hull_fill_by_triangles(kp[i].double().numpy(), joints, 30, 20)
+        assert np.array_equal(out[i, 0].numpy().astype(bool), expected), i

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import torch
 from torch import Tensor
 
-from fastpose.pose.encodings._common import Size, batched, grid, present
+from fastpose.pose.encodings._common import Size, batched, disk_offsets, stamp
 
 
 @batched
@@ -26,7 +25,4 @@ def disks(keypoints: Tensor, size: Size, *, radius: int = 4) -> Tensor:
     """
     if radius < 0:
         raise ValueError(f"radius must be >= 0, got {radius}")
-    yy, xx = grid(size, keypoints)
-    c = torch.floor(keypoints + 0.5)
-    d2 = (yy - c[..., 0, None, None]) ** 2 + (xx - c[..., 1, None, None]) ** 2
-    return ((d2 <= radius * radius) & present(keypoints)[..., None, None]).to(keypoints.dtype)
+    return stamp(keypoints, size, disk_offsets(radius, keypoints.device))

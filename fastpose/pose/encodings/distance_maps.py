@@ -33,5 +33,5 @@ def distance_maps(keypoints: Tensor, size: Size, *, kappa: float = -0.1) -> Tens
     a, b = keypoints[:, limbs[:, 0]], keypoints[:, limbs[:, 1]]
     ok = present(keypoints)
     visible = ok[:, limbs[:, 0]] & ok[:, limbs[:, 1]]
-    maps = torch.exp(kappa * segment_distance(a, b, size))
-    return maps * visible[..., None, None].to(maps.dtype)
+    maps = segment_distance(a, b, size).mul_(kappa).exp_()
+    return maps.mul_(visible[..., None, None].to(maps.dtype))

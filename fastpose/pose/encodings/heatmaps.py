@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from fastpose.pose.encodings._common import Size, batched, grid, present
+from fastpose.pose.encodings._common import Size, batched, grid, present, stamp
 
 
 @batched
@@ -25,10 +25,12 @@ def heatmaps(keypoints: Tensor, size: Size, *, sigma: float = 6.0) -> Tensor:
     if not sigma > 0:
         raise ValueError(f"sigma must be > 0, got {sigma}")
     yy, xx = grid(size, keypoints)
-    y0 = keypoints[..., 0, None, None]
-    x0 = keypoints[..., 1, None, None]
-    maps = torch.exp(-((yy - y0) ** 2 + (xx - x0) ** 2) / (2.0 * sigma * sigma))
-    return maps * present(keypoints)[..., None, None].to(maps.dtype)
+    scale = -0.5 / (sigma * sigma)
+    # The 2-D Gaussian is separable: one exp per row and per column, then a single outer product.
+    gy = torch.exp((yy - keypoints[..., 0, None, None]) ** 2 * scale)  # [N, 18, H, 1]
+    gx = torch.exp((xx - keypoints[..., 1, None, None]) ** 2 * scale)  # [N, 18, 1, W]
+    gy = gy * present(keypoints)[..., None, None].to(gy.dtype)
+    return gy * gx
 
 
 @batched
@@ -45,7 +47,4 @@ def peaks(keypoints: Tensor, size: Size) -> Tensor:
     Returns:
         ``[N, 18, H, W]`` in {0, 1}; joints outside the image give an empty channel.
     """
-    yy, xx = grid(size, keypoints)
-    c = torch.floor(keypoints + 0.5)
-    hit = (yy == c[..., 0, None, None]) & (xx == c[..., 1, None, None])
-    return (hit & present(keypoints)[..., None, None]).to(keypoints.dtype)
+    return stamp(keypoints, size, torch.zeros(1, 2, device=keypoints.device, dtype=torch.long))

@@ -2,33 +2,46 @@
 
 from __future__ import annotations
 
-import itertools
 import math
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from fastpose.pose.encodings._common import Size, batched, grid, present
+from fastpose.pose.encodings._common import Size, batched, disk_offsets, grid, paint, present
 from fastpose.pose.openpose import HEAD_POLYGON_JOINTS, MASK_LIMBS, TORSO_POLYGON_JOINTS
+
+
+def _box_or(mask: Tensor, size: int, dim: int, fill: bool) -> Tensor:
+    """OR (fill=False) or AND (fill=True) of ``size`` neighbours along dim, outside = fill."""
+    pad = size // 2
+    shape = list(mask.shape)
+    shape[dim] = pad
+    edge = torch.full(shape, fill, dtype=torch.bool, device=mask.device)
+    padded = torch.cat([edge, mask, edge], dim=dim)
+    n = mask.shape[dim]
+    out = padded.narrow(dim, 0, n).clone()
+    for k in range(1, size):
+        if fill:
+            out &= padded.narrow(dim, k, n)
+        else:
+            out |= padded.narrow(dim, k, n)
+    return out
 
 
 def binary_closing(mask: Tensor, size: int = 5) -> Tensor:
     """Morphological closing (dilation then erosion) of ``[N, C, H, W]`` {0,1} masks by a square.
 
     Pixels outside the image are ignored by both steps, which is what skimage's ``dilation`` /
-    ``erosion`` (scipy ``grey_*`` with mode 'reflect') give for a square footprint.
+    ``erosion`` (scipy ``grey_*`` with mode 'reflect') give for a square footprint. Both are
+    separable boolean ORs / ANDs of shifted views (far cheaper than pooling on CPU).
     """
     if size % 2 != 1:
         raise ValueError(f"closing size must be odd, got {size}")
-    pad = size // 2
-    dilated = F.max_pool2d(mask, size, stride=1, padding=pad)
-    return -F.max_pool2d(-dilated, size, stride=1, padding=pad)
-
-
-def _disk_kernel(radius: int, like: Tensor) -> Tensor:
-    r = torch.arange(-radius, radius + 1, device=like.device, dtype=like.dtype)
-    return ((r.view(-1, 1) ** 2 + r.view(1, -1) ** 2) <= radius * radius).to(like.dtype)[None, None]
+    m = mask > 0.5
+    dilated = _box_or(_box_or(m, size, -1, False), size, -2, False)
+    closed = _box_or(_box_or(dilated, size, -1, True), size, -2, True)
+    return closed.to(mask.dtype)
 
 
 def _limb_centres(kp: Tensor, size: Size, radius: int) -> tuple[Tensor, Tensor]:
@@ -41,10 +54,13 @@ def _limb_centres(kp: Tensor, size: Size, radius: int) -> tuple[Tensor, Tensor]:
     a, b = kp[:, limbs[:, 0]], kp[:, limbs[:, 1]]  # [N, L, 2]
     ok = present(kp)
     visible = ok[:, limbs[:, 0]] & ok[:, limbs[:, 1]]  # [N, L]
-    # A static bound on the samples per limb (no host sync): a limb longer than the image
-    # diagonal has an end outside the image, and its spacing merely gets coarser there.
+    # Samples per limb are bounded by the image diagonal (a longer limb has an end outside the
+    # image, and its spacing merely gets coarser there). On CPU the bound is tightened to the
+    # longest limb present, which cuts the work several times; on GPU that would be a host sync.
     s = max(1, math.ceil(math.hypot(*size) / max(radius, 1)))
     n = torch.floor(torch.linalg.vector_norm(b - a, dim=-1) / max(radius, 1)).clamp(1, s)
+    if n.device.type == "cpu" and n.numel():
+        s = max(1, int(torch.where(visible, n, 1).max()))
     i = torch.arange(s + 1, device=kp.device, dtype=kp.dtype)
     t = i / n[..., None]  # [N, L, S+1]; i == n is the far end
     valid = visible[..., None] & (i <= n[..., None])
@@ -72,43 +88,41 @@ def pose_mask_pg2(keypoints: Tensor, size: Size, *, radius: int = 4, closing: in
     """
     if radius < 0:
         raise ValueError(f"radius must be >= 0, got {radius}")
-    h, w = size
-    n = keypoints.shape[0]
     centres, valid = _limb_centres(keypoints, size, radius)
-    hp, wp = h + 2 * radius, w + 2 * radius
-    cy, cx = centres[..., 0] + radius, centres[..., 1] + radius
-    valid = valid & (cy >= 0) & (cy < hp) & (cx >= 0) & (cx < wp)
-    # Invalid centres go to one extra dump cell that is cut off afterwards.
-    index = torch.where(valid, cy * wp + cx, torch.full_like(cy, hp * wp)).long()
-    seeds = keypoints.new_zeros(n, hp * wp + 1).scatter_(1, index, 1.0)
-    seeds = seeds[:, :-1].view(n, 1, hp, wp)
-    mask = (F.conv2d(seeds, _disk_kernel(radius, seeds)) > 0.5).to(keypoints.dtype)
+    offsets = disk_offsets(radius, keypoints.device)
+    mask = paint(centres.long()[:, None], valid[:, None], offsets, size).to(keypoints.dtype)
     return binary_closing(mask, closing) if closing > 1 else mask
 
 
-# All vertex triples of a polygon joint set: the convex hull of a point set is the union of the
-# triangles on its points (Caratheodory), which keeps the fill batched with no hull algorithm.
-def _triangles(joints: tuple[int, ...]) -> list[tuple[int, int, int]]:
-    return list(itertools.combinations(joints, 3))
+def convex_fill(keypoints: Tensor, size: Size, joints: tuple[int, ...]) -> Tensor:
+    """Fill the convex hull of the present joints among ``joints``: ``[N, 1, H, W]`` in {0, 1}.
 
-
-_POLYGON_TRIANGLES = _triangles(HEAD_POLYGON_JOINTS) + _triangles(TORSO_POLYGON_JOINTS)
-
-
-def convex_fill(keypoints: Tensor, size: Size, triangles: list[tuple[int, int, int]]) -> Tensor:
-    """Pixels inside (or on) any non-degenerate triangle of present joints: ``[N, 1, H, W]`` {0, 1}."""
-    tri = torch.tensor(triangles, device=keypoints.device)  # [T, 3]
-    v = keypoints[:, tri]  # [N, T, 3, 2]
-    ok = present(keypoints)[:, tri].all(-1)  # [N, T]
-    e = v.roll(-1, dims=2) - v  # edges v_k -> v_{k+1}
-    area2 = e[:, :, 0, 0] * e[:, :, 1, 1] - e[:, :, 0, 1] * e[:, :, 1, 0]
-    ok = ok & (area2.abs() > 1e-6)  # three collinear joints fill nothing
+    Batched with no hull algorithm: an ordered pair (i, j) of present joints is a hull edge when
+    every other present joint lies on its left (cross product >= 0), and the hull is the
+    intersection of the left half-planes of its edges. Fewer than three non-collinear present
+    joints fill nothing. Pixels on the boundary are inside.
+    """
+    pairs = torch.tensor([(i, j) for i in joints for j in joints if i != j], device=keypoints.device)
+    others = torch.tensor(joints, device=keypoints.device)
+    kp64 = keypoints.double()  # exact for integer keypoints: the edge tests cannot flicker
+    ok = present(keypoints)
+    p_i, p_j, p_k = kp64[:, pairs[:, 0]], kp64[:, pairs[:, 1]], kp64[:, others]  # [N,E,2], [N,G,2]
+    e = p_j - p_i  # [N, E, 2]
+    rel = p_k[:, None] - p_i[:, :, None]  # [N, E, G, 2]
+    side = e[..., 0, None] * rel[..., 1] - e[..., 1, None] * rel[..., 0]  # e x (p_k - p_i)
+    counted = ok[:, others][:, None, :]  # [N, 1, G]
+    edge = ok[:, pairs[:, 0]] & ok[:, pairs[:, 1]]
+    hull_edge = edge & ((side >= -1e-9) | ~counted).all(-1)  # [N, E]
+    solid = (edge[..., None] & counted & (side.abs() > 1e-9)).flatten(1).any(1)  # not collinear
+    # The same cross product for every pixel, split into a row part and a column part.
     yy, xx = grid(size, keypoints)
-    # Cross product of each edge with the pixel offset from its start: [N, T, 3, H, W].
-    cross = (e[..., 0, None, None] * (xx - v[..., 1, None, None])
-             - e[..., 1, None, None] * (yy - v[..., 0, None, None]))
-    inside = (cross >= 0).all(2) | (cross <= 0).all(2)  # either orientation
-    return (inside & ok[..., None, None]).any(1, keepdim=True).to(keypoints.dtype)
+    e, p_i = e.to(keypoints.dtype), p_i.to(keypoints.dtype)
+    ey, ex = e[..., 0, None, None], e[..., 1, None, None]
+    col = ey * (xx - p_i[..., 1, None, None])  # [N, E, 1, W]
+    col = torch.where(hull_edge[..., None, None], col, torch.full_like(col, math.inf))
+    row = -ex * (yy - p_i[..., 0, None, None])  # [N, E, H, 1]
+    inside = (col + row).amin(1, keepdim=True) >= 0  # [N, 1, H, W]
+    return (inside & solid[:, None, None, None]).to(keypoints.dtype)
 
 
 @batched
@@ -128,5 +142,7 @@ def pose_mask_potgan(keypoints: Tensor, size: Size, *, radius: int = 4, closing:
     Returns:
         ``[N, 1, H, W]`` in {0, 1}.
     """
-    limbs = pose_mask_pg2.__wrapped__(keypoints, size, radius=radius, closing=closing)
-    return torch.maximum(limbs, convex_fill(keypoints, size, _POLYGON_TRIANGLES))
+    mask = pose_mask_pg2.__wrapped__(keypoints, size, radius=radius, closing=closing)
+    for joints in (HEAD_POLYGON_JOINTS, TORSO_POLYGON_JOINTS):
+        mask = torch.maximum(mask, convex_fill(keypoints, size, joints))
+    return mask
