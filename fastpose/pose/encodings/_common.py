@@ -86,13 +86,13 @@ def segment_distance(a: Tensor, b: Tensor, size: Size) -> Tensor:
     px = xx - a[..., 1, None, None]  # [N, L, 1, W]
     dy, dx = d[..., 0, None, None], d[..., 1, None, None]
     # Everything separable is built on one axis and combined once: s = (p - a).(b - a),
-    # t = clamp(s / |b - a|^2, 0, 1), and |p - a - t (b - a)|^2 = |p - a|^2 - t (2 s - t |b - a|^2).
+    # t = clamp(s / |b - a|^2, 0, 1), and |p - a - t (b - a)|^2 = |p - a|^2 + t (t |b - a|^2 - 2 s).
+    # Written as few full-size passes as possible: this is the data loader's most costly encoding.
     s = py * dy + px * dx
-    t = (s * inv).clamp_(0, 1)
-    s.mul_(2).sub_(t * length2)
-    t.mul_(s)
-    dist2 = py * py + px * px
-    return dist2.sub_(t).clamp_(min=0).sqrt_()
+    t = torch.mul(s, inv).clamp_(0, 1)
+    w = s.mul_(-2).addcmul_(t, length2)
+    dist2 = (py * py + px * px).addcmul_(t, w)
+    return dist2.clamp_(min=0).sqrt_()
 
 
 def disk_offsets(radius: int, device: torch.device) -> Tensor:
