@@ -136,11 +136,17 @@ def paint(centres: Tensor, valid: Tensor, offsets: Tensor, size: Size) -> Tensor
     return canvas.view(n, c, rows, wp)[:, :, m:m + h, m:m + w]
 
 
-def stamp(keypoints: Tensor, size: Size, offsets: Tensor) -> Tensor:
-    """Draw the pattern ``offsets [P, 2]`` around each joint's nearest pixel, one channel per joint.
+def stamp_disks(keypoints: Tensor, size: Size, radius: int) -> Tensor:
+    """Lattice disks ``dy^2 + dx^2 <= radius^2`` around each joint's nearest pixel, one channel per joint.
+
+    Row by row a disk is an interval of columns, so the test is one broadcast comparison of a
+    per-row half-width with a per-column offset (the cheapest full-size form).
 
     Returns:
         ``[N, K, H, W]`` in {0, 1} (keypoints' dtype); missing joints give empty channels.
     """
-    centre = torch.floor(keypoints + 0.5).long()[:, :, None, :]  # [N, K, 1, 2]
-    return paint(centre, present(keypoints)[..., None], offsets, size).to(keypoints.dtype)
+    yy, xx = grid(size, keypoints)
+    centre = torch.floor(keypoints + 0.5)
+    room = radius * radius - (yy - centre[..., 0, None, None]) ** 2  # [N, K, H, 1]
+    room = torch.where(present(keypoints)[..., None, None], room, torch.full_like(room, -1.0))
+    return ((xx - centre[..., 1, None, None]) ** 2 <= room).to(keypoints.dtype)
