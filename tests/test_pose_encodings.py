@@ -309,3 +309,12 @@ def test_convex_fill_matches_triangle_union(joints):
     for i in range(8):
         expected = hull_fill_by_triangles(kp[i].double().numpy(), joints, 30, 20)
         assert np.array_equal(out[i, 0].numpy().astype(bool), expected), i
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+@pytest.mark.parametrize("name", sorted(ENCODING_CHANNELS))
+def test_cuda_matches_cpu(name):
+    fn = get_encoding(name)
+    kp = torch.cat([standing_pose()[None], random_poses(4, 128, 64, seed=7)])
+    assert torch.allclose(fn(kp.cuda(), (128, 64)).cpu(), fn(kp, (128, 64)), atol=1e-5)

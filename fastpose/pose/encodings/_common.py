@@ -103,7 +103,7 @@ def disk_offsets(radius: int, device: torch.device) -> Tensor:
     return torch.stack([dy[keep], dx[keep]], dim=-1)
 
 
-def paint(centres: Tensor, valid: Tensor, offsets: Tensor, size: Size) -> Tensor:
+def paint(centres: Tensor, valid: Tensor, offsets: Tensor, size: Size, margin: int) -> Tensor:
     """Union of a pixel pattern drawn around integer centres, per channel.
 
     Scattering the few pattern pixels is much cheaper than testing every pixel of every channel.
@@ -115,13 +115,14 @@ def paint(centres: Tensor, valid: Tensor, offsets: Tensor, size: Size) -> Tensor
         valid: ``[N, C, P]`` bool, which centres to draw.
         offsets: the pattern ``[Q, 2]`` of integer (dy, dx).
         size: (H, W).
+        margin: the largest ``|dy|`` or ``|dx|`` in offsets (given, to avoid a device sync).
     Returns:
         ``[N, C, H, W]`` float32 in {0, 1}; pattern pixels outside the image are dropped (so a
         centre outside the image still draws the part of its pattern that is inside).
     """
     n, c, _, _ = centres.shape
     h, w = size
-    m = int(offsets.abs().max()) if offsets.numel() else 0  # margin
+    m = margin
     hp, wp = h + 2 * m, w + 2 * m  # canvas with margins
     rows = hp + 2 * m + 1  # ... and a dump area below it
     cy, cx = centres[..., 0] + m, centres[..., 1] + m

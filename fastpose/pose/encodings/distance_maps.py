@@ -34,5 +34,4 @@ def distance_maps(keypoints: Tensor, size: Size, *, kappa: float = -0.1) -> Tens
     ok = present(keypoints)
     visible = ok[:, limbs[:, 0]] & ok[:, limbs[:, 1]]
     maps = segment_distance(a, b, size).mul_(kappa).exp_()
-    maps[~visible] = 0.0  # writes only the invisible channels
-    return maps
+    return maps.masked_fill_(~visible[..., None, None], 0.0)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import math
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 
 from fastpose.pose.encodings._common import Size, batched, disk_offsets, grid, paint, present
@@ -90,7 +89,7 @@ def pose_mask_pg2(keypoints: Tensor, size: Size, *, radius: int = 4, closing: in
         raise ValueError(f"radius must be >= 0, got {radius}")
     centres, valid = _limb_centres(keypoints, size, radius)
     offsets = disk_offsets(radius, keypoints.device)
-    mask = paint(centres.long()[:, None], valid[:, None], offsets, size).to(keypoints.dtype)
+    mask = paint(centres.long()[:, None], valid[:, None], offsets, size, radius).to(keypoints.dtype)
     return binary_closing(mask, closing) if closing > 1 else mask
 
 
