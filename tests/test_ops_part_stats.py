@@ -12,7 +12,7 @@ from fastpose.ops import PartSSIM, part_ssim, part_ssim_ref, part_stats, part_st
 
 DEVICES = devices_for("part_stats")
 # (N, C, H, W, K): odd sizes, size-1 dims, one chunk and several chunks (H*W > 4096), K = 1, 10, 11.
-SHAPES = [(2, 3, 23, 17, 10), (1, 1, 1, 1, 1), (3, 2, 70, 90, 11), (1, 3, 128, 64, 10),
+SHAPES = [(2, 3, 23, 17, 10), (1, 1, 1, 1, 1), (2, 2, 65, 64, 11), (1, 3, 128, 64, 10),
           (2, 1, 5, 1, 1), (1, 4, 33, 129, 3)]
 EPS = 1e-6
 
@@ -98,7 +98,7 @@ def test_kernel_matches_published_formula_with_mask_grads(device):
 @pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("k", [1, 3])
 def test_gradcheck_float64(device, k):
-    x, y, m = make_inputs((2, 2, 6, 5, k), torch.float64, device, mask_grad=True)
+    x, y, m = make_inputs((1, 2, 5, 4, k), torch.float64, device, mask_grad=True)
     m = (m.detach() + 0.1).requires_grad_(True)  # keep the finite differences away from m = 0
     assert gradcheck(lambda a, b, c: part_stats(a, b, c, impl="ext"), (x, y, m), eps=1e-6, atol=1e-6)
     assert gradcheck(lambda a, b, c: part_ssim(a, b, c, impl="ext"), (x, y, m), eps=1e-6, atol=1e-6)
