@@ -116,6 +116,20 @@ inline void check_area(const char* op, const at::Tensor& area, const RegionGeome
               region_acc_type(feat_type), ", got ", area.scalar_type());
 }
 
+// The backward of pooling: R comes from the saved codes [N, R, C]; grad must match them.
+inline RegionGeometry check_pool_backward_inputs(const char* op, const at::Tensor& grad, const at::Tensor& feat,
+                                                 const at::Tensor& seg, const at::Tensor& codes,
+                                                 const at::Tensor& area, bool seg_grad) {
+  TORCH_CHECK(codes.dim() == 3, op, ": codes must be [N, R, C] (the first output of the forward), got shape ",
+              codes.sizes());
+  const RegionGeometry g = check_pool_inputs(op, feat, seg, codes.size(1));
+  check_grad(op, "codes", codes, {g.n, g.r, g.c}, feat);
+  check_grad(op, "grad", grad, {g.n, g.r, g.c}, feat);
+  check_area(op, area, g, feat.scalar_type());
+  TORCH_CHECK(!(seg_grad && g.labels), op, ": a label map has no gradient (seg_grad must be false)");
+  return g;
+}
+
 // An output that is not needed: empty, so the schema's return type stays fixed.
 inline at::Tensor no_grad_output(const at::Tensor& like) { return at::empty({0}, like.options()); }
 

@@ -160,12 +160,8 @@ std::tuple<at::Tensor, at::Tensor> region_avg_pool_backward_cpu(const at::Tensor
                                                                 const at::Tensor& seg, const at::Tensor& codes,
                                                                 const at::Tensor& area, bool seg_grad) {
   constexpr const char* op = "region_avg_pool_backward";
-  const RegionGeometry g = check_pool_inputs(op, feat, seg, area.dim() == 2 ? area.size(1) : 1);
+  const RegionGeometry g = check_pool_backward_inputs(op, grad, feat, seg, codes, area, seg_grad);
   check_cpu(op, feat);
-  check_grad(op, "grad", grad, {g.n, g.r, g.c}, feat);
-  check_grad(op, "codes", codes, {g.n, g.r, g.c}, feat);
-  check_area(op, area, g, feat.scalar_type());
-  TORCH_CHECK(!(seg_grad && g.labels), op, ": a label map has no gradient (seg_grad must be false)");
   const at::Tensor gc = grad.to(feat.scalar_type()).contiguous();
   if (!g.labels) return soft::pool_backward(gc, feat, seg, codes, area, seg_grad);
   const LabelRuns lr = label_runs(op, seg, g);
