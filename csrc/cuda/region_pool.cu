@@ -38,7 +38,7 @@ namespace rm = region_math;
 
 constexpr int kWarps = 4;          // warps per block of the sum kernel
 constexpr int kRegionTile = 32;    // regions per shared-memory bin set
-constexpr int64_t kChunk = 1024;   // pixels per warp item (32 per lane)
+constexpr int64_t kChunk = 2048;   // pixels per warp item (64 per lane): a 64x32 plane is one item
 constexpr int kGatherThreads = 256;
 constexpr unsigned kFullMask = 0xffffffffu;
 
