@@ -6,6 +6,10 @@ Implementations per row (one table row per op, shape and pass):
   ref         the pure-PyTorch reference on the label map (one-hot + bmm)
   einsum      the dense formulation on precomputed one-hot masks: einsum, then / area
   sean_loop   SEAN's per-(n, r) loop (masked_select / masked_scatter_) on one-hot masks
+
+fwd+bwd clears x.grad before each backward, as training does (zero_grad sets grads to None), so
+the timings do not include adding into an existing gradient. SEAN's loop takes seconds per call on
+CPU: deselect it with -k "not sean_loop" for a quick run.
 """
 
 from __future__ import annotations
@@ -87,5 +91,7 @@ def test_region_pool(record, device, shape, pass_, op, impl):
         x.requires_grad_(True)
 
         def run():
+            # as after optimizer.zero_grad() (set_to_none): the gradient is stored, not added
+            x.grad = None
             fn(x).backward(grad)
     record(op, f"{'x'.join(map(str, shape))} R{R}", device, pass_, impl, run)
