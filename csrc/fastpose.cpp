@@ -47,6 +47,18 @@ TORCH_LIBRARY(fastpose, m) {
       "part_stats_backward(Tensor grad_stats, Tensor grad_msum, Tensor x, Tensor y, Tensor m, "
       "Tensor stats, Tensor msum, float eps, bool need_x_grad, bool need_y_grad, "
       "bool need_m_grad) -> (Tensor, Tensor, Tensor)");
+  // SEAN region-wise average pooling: seg is a label map [N, H, W] (uint8/int32/int64) or masks
+  // [N, R, H, W]; returns codes [N, R, C] and the region areas [N, R] (accumulation dtype).
+  m.def("region_avg_pool(Tensor feat, Tensor seg, int num_regions) -> (Tensor, Tensor)");
+  // Gradients to feat and, when seg_grad (soft masks only), to seg (else an empty tensor).
+  m.def(
+      "region_avg_pool_backward(Tensor grad, Tensor feat, Tensor seg, Tensor codes, Tensor area, "
+      "bool seg_grad) -> (Tensor, Tensor)");
+  // Broadcast of codes [N, R, C] to the pixels of each region: [N, C, H, W].
+  m.def("region_broadcast(Tensor codes, Tensor seg) -> Tensor");
+  m.def(
+      "region_broadcast_backward(Tensor grad, Tensor codes, Tensor seg, bool seg_grad) -> "
+      "(Tensor, Tensor)");
 }
 
 // Importing fastpose._C runs the static initialisers above; the module itself is empty.
