@@ -1,0 +1,473 @@
+// CPU kernels of fastpose::tps_grid, tps_warp and their backwards.
+//
+// The TPS mapping is linear in the control points: grid(p) = b(p)^T coef with
+// coef = kinv @ ctrl ((K+3) x 2, computed once per sample) and the basis b(p)
+// (K radial terms U(|p - t_j|^2) and 1, p_x, p_y) evaluated on the fly over
+// blocks of output pixels, so no [N, HW, K] tensor exists. The radial loop
+// runs over pixels in the inner, vectorised loop (tps_math::rbf uses a
+// branch-free float log so it vectorises).
+//
+// Warp forward: per (sample, pixel block) compute the grid and the four
+// bilinear taps once, then gather every channel. Warp backward: (A) the grid
+// per (sample, pixel block); (B) per (sample, channel chunk) the scatter into
+// dx (each task owns its dx planes: no races) and the position gradient
+// summed over its channels; (C) per (sample, pixel chunk) the basis-weighted
+// sum of the position gradient, then a fixed-order sum of the chunk partials
+// and dctrl = kinv^T dM. Chunk sizes are constants, so results do not depend
+// on the thread count.
+#include <ATen/ATen.h>
+#include <ATen/Dispatch.h>
+#include <ATen/OpMathType.h>
+#include <ATen/Parallel.h>
+#include <torch/library.h>
+
+#include <algorithm>
+#include <cstring>
+#include <memory>
+#include <vector>
+
+#include "../tps_common.h"
+#include "../tps_math.h"
+
+namespace fastpose {
+namespace {
+
+namespace tm = tps_math;
+
+constexpr int64_t kBlock = 256;         // output pixels per vectorised block
+constexpr int64_t kReduceChunk = 4096;  // output pixels per partial of the ctrl gradient
+constexpr int64_t kChannelChunk = 16;   // channels per task of the warp backward
+
+int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
+
+// coef[n] = kinv @ ctrl[n], [N, K+3, 2] in acc_t, in a fixed order.
+template <typename scalar_t, typename acc_t>
+std::vector<acc_t> tps_coefficients(const scalar_t* ctrl, const acc_t* kinv, int64_t n,
+                                    int64_t k) {
+  std::vector<acc_t> coef(static_cast<size_t>(n * (k + 3) * 2));
+  for (int64_t b = 0; b < n; ++b) {
+    const scalar_t* c = ctrl + b * k * 2;
+    acc_t* out = coef.data() + b * (k + 3) * 2;
+    for (int64_t r = 0; r < k + 3; ++r) {
+      acc_t sx = 0, sy = 0;
+      for (int64_t j = 0; j < k; ++j) {
+        const acc_t a = kinv[r * k + j];
+        sx += a * static_cast<acc_t>(c[2 * j]);
+        sy += a * static_cast<acc_t>(c[2 * j + 1]);
+      }
+      out[2 * r] = sx;
+      out[2 * r + 1] = sy;
+    }
+  }
+  return coef;
+}
+
+// Normalised lattice positions of pixels [p0, p0 + cnt) of an h x w output.
+template <typename acc_t>
+void lattice_block(int64_t p0, int64_t cnt, int64_t h, int64_t w, bool ac, acc_t* px, acc_t* py) {
+  for (int64_t q = 0; q < cnt; ++q) {
+    const int64_t p = p0 + q;
+    px[q] = tm::lattice<acc_t>(p % w, w, ac);
+    py[q] = tm::lattice<acc_t>(p / w, h, ac);
+  }
+}
+
+// TPS grid of cnt pixels at (px, py): same term order as tps_math::tps_map
+// (affine part first, then the radial terms in order), vectorised over pixels.
+template <typename acc_t>
+void grid_block(const acc_t* coef, const acc_t* target, int64_t k, int64_t cnt, const acc_t* px,
+                const acc_t* py, acc_t* __restrict__ gx, acc_t* __restrict__ gy) {
+  const acc_t* aff = coef + 2 * k;
+  _Pragma("omp simd")
+  for (int64_t q = 0; q < cnt; ++q) {
+    gx[q] = aff[0] + aff[2] * px[q] + aff[4] * py[q];
+    gy[q] = aff[1] + aff[3] * px[q] + aff[5] * py[q];
+  }
+  for (int64_t j = 0; j < k; ++j) {
+    const acc_t tx = target[2 * j], ty = target[2 * j + 1];
+    const acc_t wx = coef[2 * j], wy = coef[2 * j + 1];
+    _Pragma("omp simd")
+    for (int64_t q = 0; q < cnt; ++q) {
+      const acc_t dx = px[q] - tx, dy = py[q] - ty;
+      const acc_t u = tm::rbf(dx * dx + dy * dy);
+      gx[q] += u * wx;
+      gy[q] += u * wy;
+    }
+  }
+}
+
+// dM[n] += sum over cnt pixels of b(p) dg(p)^T, into acc[(K+3) x 2].
+template <typename acc_t>
+void basis_reduce_block(const acc_t* target, int64_t k, int64_t cnt, const acc_t* px,
+                        const acc_t* py, const acc_t* dgx, const acc_t* dgy, acc_t* acc) {
+  for (int64_t j = 0; j < k; ++j) {
+    const acc_t tx = target[2 * j], ty = target[2 * j + 1];
+    acc_t sx = 0, sy = 0;
+    _Pragma("omp simd reduction(+ : sx, sy)")
+    for (int64_t q = 0; q < cnt; ++q) {
+      const acc_t dx = px[q] - tx, dy = py[q] - ty;
+      const acc_t u = tm::rbf(dx * dx + dy * dy);
+      sx += u * dgx[q];
+      sy += u * dgy[q];
+    }
+    acc[2 * j] += sx;
+    acc[2 * j + 1] += sy;
+  }
+  acc_t s1x = 0, s1y = 0, sxx = 0, sxy = 0, syx = 0, syy = 0;
+  _Pragma("omp simd reduction(+ : s1x, s1y, sxx, sxy, syx, syy)")
+  for (int64_t q = 0; q < cnt; ++q) {
+    s1x += dgx[q];
+    s1y += dgy[q];
+    sxx += px[q] * dgx[q];
+    sxy += px[q] * dgy[q];
+    syx += py[q] * dgx[q];
+    syy += py[q] * dgy[q];
+  }
+  acc[2 * k] += s1x;
+  acc[2 * k + 1] += s1y;
+  acc[2 * k + 2] += sxx;
+  acc[2 * k + 3] += sxy;
+  acc[2 * k + 4] += syx;
+  acc[2 * k + 5] += syy;
+}
+
+// dctrl from the position gradient of every output pixel. load(n, p0, cnt, dgx, dgy) fills
+// the gradient of pixels [p0, p0 + cnt) of sample n.
+template <typename scalar_t, typename acc_t, typename Load>
+void ctrl_grad_from_grid_grad(const acc_t* target, const acc_t* kinv, const TpsGeometry& g,
+                              bool ac, scalar_t* dctrl, const Load& load) {
+  const int64_t pixels = g.h * g.w;
+  const int64_t chunks = ceil_div(pixels, kReduceChunk);
+  const int64_t m = (g.k + 3) * 2;
+  std::vector<acc_t> partial(static_cast<size_t>(g.n * chunks * m), acc_t(0));
+  at::parallel_for(0, g.n * chunks, 1, [&](int64_t begin, int64_t end) {
+    alignas(64) acc_t px[kBlock], py[kBlock], dgx[kBlock], dgy[kBlock];
+    for (int64_t task = begin; task < end; ++task) {
+      const int64_t n = task / chunks;
+      const int64_t c0 = (task % chunks) * kReduceChunk;
+      const int64_t c1 = std::min(pixels, c0 + kReduceChunk);
+      acc_t* acc = partial.data() + task * m;
+      for (int64_t p0 = c0; p0 < c1; p0 += kBlock) {
+        const int64_t cnt = std::min(kBlock, c1 - p0);
+        lattice_block(p0, cnt, g.h, g.w, ac, px, py);
+        load(n, p0, cnt, dgx, dgy);
+        basis_reduce_block(target, g.k, cnt, px, py, dgx, dgy, acc);
+      }
+    }
+  });
+  std::vector<acc_t> dm(static_cast<size_t>(m));
+  for (int64_t n = 0; n < g.n; ++n) {
+    std::fill(dm.begin(), dm.end(), acc_t(0));
+    for (int64_t c = 0; c < chunks; ++c) {
+      const acc_t* part = partial.data() + (n * chunks + c) * m;
+      for (int64_t i = 0; i < m; ++i) dm[i] += part[i];
+    }
+    // grid = b^T kinv ctrl, so dctrl = kinv^T (sum_p b dg^T).
+    for (int64_t i = 0; i < g.k; ++i) {
+      acc_t sx = 0, sy = 0;
+      for (int64_t r = 0; r < g.k + 3; ++r) {
+        const acc_t a = kinv[r * g.k + i];
+        sx += a * dm[2 * r];
+        sy += a * dm[2 * r + 1];
+      }
+      dctrl[(n * g.k + i) * 2] = static_cast<scalar_t>(sx);
+      dctrl[(n * g.k + i) * 2 + 1] = static_cast<scalar_t>(sy);
+    }
+  }
+}
+
+void check_cpu(const char* op, const at::Tensor& t) {
+  TORCH_CHECK(t.device().is_cpu(), op, ": expected CPU tensors, got ", t.device());
+}
+
+// --- tps_grid -------------------------------------------------------------------------------
+
+at::Tensor tps_grid_cpu(const at::Tensor& ctrl, const at::Tensor& target, const at::Tensor& kinv,
+                        int64_t height, int64_t width, bool align_corners) {
+  const TpsGeometry g = check_tps_ctrl("tps_grid", ctrl, target, kinv, height, width);
+  check_cpu("tps_grid", ctrl);
+  const at::Tensor cc = ctrl.contiguous(), tc = target.contiguous(), kc = kinv.contiguous();
+  at::Tensor grid = at::empty({g.n, g.h, g.w, 2}, ctrl.options());
+  const int64_t pixels = g.h * g.w, blocks = ceil_div(pixels, kBlock);
+  if (g.n == 0) return grid;
+  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, ctrl.scalar_type(), "tps_grid_cpu", [&] {
+    using acc_t = at::opmath_type<scalar_t>;
+    const acc_t* tp = tc.const_data_ptr<acc_t>();
+    const std::vector<acc_t> coef =
+        tps_coefficients(cc.const_data_ptr<scalar_t>(), kc.const_data_ptr<acc_t>(), g.n, g.k);
+    scalar_t* out = grid.mutable_data_ptr<scalar_t>();
+    at::parallel_for(0, g.n * blocks, 1, [&](int64_t begin, int64_t end) {
+      alignas(64) acc_t px[kBlock], py[kBlock], gx[kBlock], gy[kBlock];
+      for (int64_t task = begin; task < end; ++task) {
+        const int64_t n = task / blocks, p0 = (task % blocks) * kBlock;
+        const int64_t cnt = std::min(kBlock, pixels - p0);
+        lattice_block(p0, cnt, g.h, g.w, align_corners, px, py);
+        grid_block(coef.data() + n * (g.k + 3) * 2, tp, g.k, cnt, px, py, gx, gy);
+        scalar_t* o = out + (n * pixels + p0) * 2;
+        for (int64_t q = 0; q < cnt; ++q) {
+          o[2 * q] = static_cast<scalar_t>(gx[q]);
+          o[2 * q + 1] = static_cast<scalar_t>(gy[q]);
+        }
+      }
+    });
+  });
+  return grid;
+}
+
+at::Tensor tps_grid_backward_cpu(const at::Tensor& grad_in, const at::Tensor& target,
+                                 const at::Tensor& kinv, int64_t height, int64_t width,
+                                 bool align_corners) {
+  const TpsGeometry g =
+      check_tps_grid_grad("tps_grid_backward", grad_in, target, kinv, height, width);
+  check_cpu("tps_grid_backward", grad_in);
+  const at::Tensor tc = target.contiguous(), kc = kinv.contiguous();
+  at::Tensor dctrl = at::empty({g.n, g.k, 2}, grad_in.options());
+  if (g.n == 0) return dctrl;
+  const int64_t s0 = grad_in.stride(0), s1 = grad_in.stride(1), s2 = grad_in.stride(2),
+                s3 = grad_in.stride(3);
+  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, grad_in.scalar_type(),
+                                  "tps_grid_backward_cpu", [&] {
+    using acc_t = at::opmath_type<scalar_t>;
+    const scalar_t* gp = grad_in.const_data_ptr<scalar_t>();
+    ctrl_grad_from_grid_grad<scalar_t, acc_t>(
+        tc.const_data_ptr<acc_t>(), kc.const_data_ptr<acc_t>(), g, align_corners,
+        dctrl.mutable_data_ptr<scalar_t>(),
+        [&](int64_t n, int64_t p0, int64_t cnt, acc_t* dgx, acc_t* dgy) {
+          for (int64_t q = 0; q < cnt; ++q) {
+            const int64_t p = p0 + q;
+            const scalar_t* e = gp + n * s0 + (p / g.w) * s1 + (p % g.w) * s2;
+            dgx[q] = static_cast<acc_t>(e[0]);
+            dgy[q] = static_cast<acc_t>(e[s3]);
+          }
+        });
+  });
+  return dctrl;
+}
+
+// --- tps_warp -------------------------------------------------------------------------------
+
+template <typename acc_t>
+struct TapBlock {
+  alignas(64) int64_t o[4][kBlock];
+  alignas(64) acc_t w[4][kBlock];
+  alignas(64) acc_t fx[kBlock], fy[kBlock];
+  alignas(64) acc_t m[4][kBlock];
+
+  void fill(const acc_t* gx, const acc_t* gy, int64_t cnt, int64_t hin, int64_t win, bool ac) {
+    for (int64_t q = 0; q < cnt; ++q) {
+      const tm::Taps<acc_t> t = tm::bilinear_taps(gx[q], gy[q], hin, win, ac);
+      o[0][q] = t.o00, o[1][q] = t.o01, o[2][q] = t.o10, o[3][q] = t.o11;
+      w[0][q] = t.w00, w[1][q] = t.w01, w[2][q] = t.w10, w[3][q] = t.w11;
+      m[0][q] = t.m00, m[1][q] = t.m01, m[2][q] = t.m10, m[3][q] = t.m11;
+      fx[q] = t.fx, fy[q] = t.fy;
+    }
+  }
+
+  tm::Taps<acc_t> at(int64_t q) const {
+    tm::Taps<acc_t> t;
+    t.fx = fx[q], t.fy = fy[q];
+    t.m00 = m[0][q], t.m01 = m[1][q], t.m10 = m[2][q], t.m11 = m[3][q];
+    return t;
+  }
+};
+
+at::Tensor tps_warp_cpu(const at::Tensor& x, const at::Tensor& ctrl, const at::Tensor& target,
+                        const at::Tensor& kinv, int64_t height, int64_t width,
+                        bool align_corners) {
+  const TpsGeometry g = check_tps_ctrl("tps_warp", ctrl, target, kinv, height, width);
+  check_tps_image("tps_warp", x, ctrl);
+  check_cpu("tps_warp", x);
+  const at::Tensor xc = x.contiguous(), cc = ctrl.contiguous(), tc = target.contiguous(),
+                   kc = kinv.contiguous();
+  const int64_t c = x.size(1), hin = x.size(2), win = x.size(3);
+  at::Tensor out = at::empty({g.n, c, g.h, g.w}, x.options());
+  const int64_t pixels = g.h * g.w, blocks = ceil_div(pixels, kBlock), plane_in = hin * win;
+  if (g.n == 0 || c == 0) return out;
+  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, x.scalar_type(), "tps_warp_cpu", [&] {
+    using acc_t = at::opmath_type<scalar_t>;
+    const acc_t* tp = tc.const_data_ptr<acc_t>();
+    const std::vector<acc_t> coef =
+        tps_coefficients(cc.const_data_ptr<scalar_t>(), kc.const_data_ptr<acc_t>(), g.n, g.k);
+    const scalar_t* xp = xc.const_data_ptr<scalar_t>();
+    scalar_t* op = out.mutable_data_ptr<scalar_t>();
+    at::parallel_for(0, g.n * blocks, 1, [&](int64_t begin, int64_t end) {
+      alignas(64) acc_t px[kBlock], py[kBlock], gx[kBlock], gy[kBlock];
+      auto taps = std::make_unique<TapBlock<acc_t>>();
+      for (int64_t task = begin; task < end; ++task) {
+        const int64_t n = task / blocks, p0 = (task % blocks) * kBlock;
+        const int64_t cnt = std::min(kBlock, pixels - p0);
+        lattice_block(p0, cnt, g.h, g.w, align_corners, px, py);
+        grid_block(coef.data() + n * (g.k + 3) * 2, tp, g.k, cnt, px, py, gx, gy);
+        taps->fill(gx, gy, cnt, hin, win, align_corners);
+        const int64_t* o0 = taps->o[0]; const int64_t* o1 = taps->o[1];
+        const int64_t* o2 = taps->o[2]; const int64_t* o3 = taps->o[3];
+        const acc_t* w0 = taps->w[0]; const acc_t* w1 = taps->w[1];
+        const acc_t* w2 = taps->w[2]; const acc_t* w3 = taps->w[3];
+        for (int64_t ch = 0; ch < c; ++ch) {
+          const scalar_t* plane = xp + (n * c + ch) * plane_in;
+          scalar_t* orow = op + (n * c + ch) * pixels + p0;
+          _Pragma("omp simd")
+          for (int64_t q = 0; q < cnt; ++q) {
+            const acc_t v = w0[q] * static_cast<acc_t>(plane[o0[q]]) +
+                            w1[q] * static_cast<acc_t>(plane[o1[q]]) +
+                            w2[q] * static_cast<acc_t>(plane[o2[q]]) +
+                            w3[q] * static_cast<acc_t>(plane[o3[q]]);
+            orow[q] = static_cast<scalar_t>(v);
+          }
+        }
+      }
+    });
+  });
+  return out;
+}
+
+std::tuple<at::Tensor, at::Tensor> tps_warp_backward_cpu(
+    const at::Tensor& grad_in, const at::Tensor& x, const at::Tensor& ctrl,
+    const at::Tensor& target, const at::Tensor& kinv, bool align_corners, bool need_x,
+    bool need_ctrl) {
+  TORCH_CHECK(grad_in.dim() == 4, "tps_warp_backward: grad must be [N, C, H, W], got shape ",
+              grad_in.sizes());
+  const TpsGeometry g = check_tps_ctrl("tps_warp_backward", ctrl, target, kinv, grad_in.size(2),
+                                       grad_in.size(3));
+  check_tps_image("tps_warp_backward", x, ctrl);
+  check_cpu("tps_warp_backward", x);
+  const int64_t c = x.size(1), hin = x.size(2), win = x.size(3);
+  check_tps_grad("tps_warp_backward", grad_in, {g.n, c, g.h, g.w}, x);
+  const at::ScalarType acc_type = tps_acc_type(x.scalar_type());
+  at::Tensor dx_acc = need_x ? at::empty(x.sizes(), x.options().dtype(acc_type))
+                             : at::empty({0}, x.options());
+  at::Tensor dctrl = need_ctrl ? at::empty({g.n, g.k, 2}, ctrl.options())
+                               : at::empty({0}, ctrl.options());
+  const auto finish = [&]() -> std::tuple<at::Tensor, at::Tensor> {
+    at::Tensor dx = need_x && acc_type != x.scalar_type() ? dx_acc.to(x.scalar_type()) : dx_acc;
+    return {dx, dctrl};
+  };
+  if (!need_x && !need_ctrl) return finish();
+  if (g.n == 0) return finish();
+  if (c == 0) {
+    if (need_ctrl) dctrl.zero_();
+    return finish();
+  }
+  const at::Tensor grad = grad_in.to(x.scalar_type()).contiguous();
+  const at::Tensor xc = x.contiguous(), cc = ctrl.contiguous(), tc = target.contiguous(),
+                   kc = kinv.contiguous();
+  const int64_t pixels = g.h * g.w, blocks = ceil_div(pixels, kBlock), plane_in = hin * win;
+  const int64_t cchunks = ceil_div(c, kChannelChunk);
+
+  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, x.scalar_type(), "tps_warp_backward_cpu",
+                                  [&] {
+    using acc_t = at::opmath_type<scalar_t>;
+    const acc_t* tp = tc.const_data_ptr<acc_t>();
+    const acc_t* kp = kc.const_data_ptr<acc_t>();
+    const std::vector<acc_t> coef = tps_coefficients(cc.const_data_ptr<scalar_t>(), kp, g.n, g.k);
+    const scalar_t* xp = xc.const_data_ptr<scalar_t>();
+    const scalar_t* gp = grad.const_data_ptr<scalar_t>();
+    acc_t* dxp = need_x ? dx_acc.mutable_data_ptr<acc_t>() : nullptr;
+    const acc_t sx = tm::unnormalize_scale<acc_t>(win, align_corners);
+    const acc_t sy = tm::unnormalize_scale<acc_t>(hin, align_corners);
+
+    // (A) the grid, [N][2][pixels].
+    std::vector<acc_t> gbuf(static_cast<size_t>(g.n * 2 * pixels));
+    at::parallel_for(0, g.n * blocks, 1, [&](int64_t begin, int64_t end) {
+      alignas(64) acc_t px[kBlock], py[kBlock];
+      for (int64_t task = begin; task < end; ++task) {
+        const int64_t n = task / blocks, p0 = (task % blocks) * kBlock;
+        const int64_t cnt = std::min(kBlock, pixels - p0);
+        lattice_block(p0, cnt, g.h, g.w, align_corners, px, py);
+        acc_t* gx = gbuf.data() + n * 2 * pixels + p0;
+        grid_block(coef.data() + n * (g.k + 3) * 2, tp, g.k, cnt, px, py, gx, gx + pixels);
+      }
+    });
+
+    // (B) dx and the per-chunk position gradient, [N][cchunks][2][pixels].
+    std::vector<acc_t> dgpart(need_ctrl ? static_cast<size_t>(g.n * cchunks * 2 * pixels) : 0);
+    at::parallel_for(0, g.n * cchunks, 1, [&](int64_t begin, int64_t end) {
+      auto taps = std::make_unique<TapBlock<acc_t>>();
+      alignas(64) acc_t dgx[kBlock], dgy[kBlock];
+      for (int64_t task = begin; task < end; ++task) {
+        const int64_t n = task / cchunks, cc0 = (task % cchunks) * kChannelChunk;
+        const int64_t cc1 = std::min(c, cc0 + kChannelChunk);
+        if (need_x) {
+          std::memset(dxp + (n * c + cc0) * plane_in, 0,
+                      sizeof(acc_t) * static_cast<size_t>((cc1 - cc0) * plane_in));
+        }
+        const acc_t* gx_all = gbuf.data() + n * 2 * pixels;
+        for (int64_t p0 = 0; p0 < pixels; p0 += kBlock) {
+          const int64_t cnt = std::min(kBlock, pixels - p0);
+          taps->fill(gx_all + p0, gx_all + pixels + p0, cnt, hin, win, align_corners);
+          const int64_t* o0 = taps->o[0]; const int64_t* o1 = taps->o[1];
+          const int64_t* o2 = taps->o[2]; const int64_t* o3 = taps->o[3];
+          const acc_t* w0 = taps->w[0]; const acc_t* w1 = taps->w[1];
+          const acc_t* w2 = taps->w[2]; const acc_t* w3 = taps->w[3];
+          std::fill(dgx, dgx + cnt, acc_t(0));
+          std::fill(dgy, dgy + cnt, acc_t(0));
+          for (int64_t ch = cc0; ch < cc1; ++ch) {
+            const scalar_t* grow = gp + (n * c + ch) * pixels + p0;
+            if (need_x) {
+              acc_t* dplane = dxp + (n * c + ch) * plane_in;
+              for (int64_t q = 0; q < cnt; ++q) {
+                const acc_t gv = static_cast<acc_t>(grow[q]);
+                dplane[o0[q]] += w0[q] * gv;
+                dplane[o1[q]] += w1[q] * gv;
+                dplane[o2[q]] += w2[q] * gv;
+                dplane[o3[q]] += w3[q] * gv;
+              }
+            }
+            if (need_ctrl) {
+              const scalar_t* plane = xp + (n * c + ch) * plane_in;
+              const TapBlock<acc_t>& tb = *taps;
+              _Pragma("omp simd")
+              for (int64_t q = 0; q < cnt; ++q) {
+                const acc_t gv = static_cast<acc_t>(grow[q]);
+                const tm::PosGrad<acc_t> pg = tm::bilinear_pos_grad(
+                    tb.at(q), static_cast<acc_t>(plane[o0[q]]), static_cast<acc_t>(plane[o1[q]]),
+                    static_cast<acc_t>(plane[o2[q]]), static_cast<acc_t>(plane[o3[q]]));
+                dgx[q] += gv * pg.dx;
+                dgy[q] += gv * pg.dy;
+              }
+            }
+          }
+          if (need_ctrl) {
+            acc_t* part = dgpart.data() + (task * 2) * pixels + p0;
+            for (int64_t q = 0; q < cnt; ++q) {
+              part[q] = dgx[q] * sx;
+              part[pixels + q] = dgy[q] * sy;
+            }
+          }
+        }
+      }
+    });
+
+    // (C) dctrl from the position gradient summed over channel chunks in order.
+    if (need_ctrl) {
+      ctrl_grad_from_grid_grad<scalar_t, acc_t>(
+          tp, kp, g, align_corners, dctrl.mutable_data_ptr<scalar_t>(),
+          [&](int64_t n, int64_t p0, int64_t cnt, acc_t* dgx, acc_t* dgy) {
+            const acc_t* base = dgpart.data() + n * cchunks * 2 * pixels + p0;
+            for (int64_t q = 0; q < cnt; ++q) {
+              dgx[q] = base[q];
+              dgy[q] = base[pixels + q];
+            }
+            for (int64_t k = 1; k < cchunks; ++k) {
+              const acc_t* part = base + k * 2 * pixels;
+              for (int64_t q = 0; q < cnt; ++q) {
+                dgx[q] += part[q];
+                dgy[q] += part[pixels + q];
+              }
+            }
+          });
+    }
+  });
+  return finish();
+}
+
+}  // namespace
+
+TORCH_LIBRARY_IMPL(fastpose, CPU, m) {
+  m.impl("tps_grid", &tps_grid_cpu);
+  m.impl("tps_grid_backward", &tps_grid_backward_cpu);
+  m.impl("tps_warp", &tps_warp_cpu);
+  m.impl("tps_warp_backward", &tps_warp_backward_cpu);
+}
+
+}  // namespace fastpose

@@ -1,0 +1,183 @@
+// Per-pixel thin-plate-spline and bilinear-sampling math, written once for
+// the CPU and CUDA kernels of fastpose::tps_grid and fastpose::tps_warp.
+//
+// Conventions (those of torch.nn.functional.affine_grid / grid_sample):
+// coordinates are (x, y) = (width, height) in [-1, 1]; the output lattice and
+// the source unnormalisation both follow align_corners; samples outside the
+// source read 0 (padding_mode="zeros").
+//
+// For a fixed target layout t_0..t_{K-1}, the TPS mapping of an output pixel p
+// is grid(p) = sum_j b_j(p) * coef_j with the basis
+//   b(p) = [U(|p - t_0|^2), ..., U(|p - t_{K-1}|^2), 1, p_x, p_y]
+// and coef = Linv[:, :K] @ ctrl ((K+3) x 2), so both the grid and its
+// gradient to ctrl need only the basis, evaluated on the fly.
+#pragma once
+
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+
+#include "macros.h"
+
+namespace fastpose {
+namespace tps_math {
+
+// Natural log of a positive normal float by range reduction to m in
+// [sqrt(1/2), sqrt(2)) and log(m) = 2 atanh(s), s = (m-1)/(m+1), |s| < 0.172,
+// summed to s^9 (truncation below 1e-9 relative). Branch-free and built from
+// bit operations, so CPU loops over it vectorise (std::log does not without
+// libmvec). Accurate to about 1 ulp.
+FASTPOSE_HD float log_series(float v) {
+  uint32_t bits;
+  memcpy(&bits, &v, sizeof(bits));
+  int32_t e = static_cast<int32_t>((bits >> 23) & 0xffu) - 127;
+  uint32_t mbits = (bits & 0x007fffffu) | 0x3f800000u;  // m in [1, 2)
+  float m;
+  memcpy(&m, &mbits, sizeof(m));
+  const bool big = m > 1.41421356f;
+  m = big ? 0.5f * m : m;
+  e = big ? e + 1 : e;
+  const float s = (m - 1.0f) / (m + 1.0f);
+  const float s2 = s * s;
+  const float poly = 1.0f + s2 * (1.0f / 3 + s2 * (1.0f / 5 + s2 * (1.0f / 7 + s2 * (1.0f / 9))));
+  return 2.0f * s * poly + static_cast<float>(e) * 0.69314718056f;
+}
+
+FASTPOSE_HD float log_positive(float v) {
+#if defined(__CUDA_ARCH__)
+  return __logf(v);  // MUFU; abs error < 2^-21 on [0.5, 2], 3 ulp elsewhere
+#else
+  return log_series(v);
+#endif
+}
+
+FASTPOSE_HD double log_positive(double v) { return log(v); }
+
+// Smallest squared distance that enters the log; below it U is 0 (its limit),
+// which also keeps denormals out of log_series' range reduction.
+template <typename T>
+FASTPOSE_HD T tiny();
+template <>
+FASTPOSE_HD float tiny<float>() { return 1.17549435e-38f; }
+template <>
+FASTPOSE_HD double tiny<double>() { return 2.2250738585072014e-308; }
+
+// Radial basis U(r) = r^2 log r written on d2 = r^2: 0.5 * d2 * log(d2).
+// Its limit at r = 0 is 0; the select keeps 0 * log(0) = NaN out.
+template <typename T>
+FASTPOSE_HD T rbf(T d2) {
+  const bool pos = d2 >= tiny<T>();
+  const T safe = pos ? d2 : T(1);
+  return pos ? T(0.5) * d2 * log_positive(safe) : T(0);
+}
+
+// Normalised coordinate of output pixel i of an axis of `size` pixels, as
+// affine_grid lays out its base grid: pixel centres for align_corners=false,
+// corner pixels at -1/+1 otherwise; 0 for a single pixel.
+template <typename T>
+FASTPOSE_HD T lattice(int64_t i, int64_t size, bool align_corners) {
+  if (size <= 1) return T(0);
+  return align_corners ? T(-1) + T(2) * static_cast<T>(i) / static_cast<T>(size - 1)
+                       : (T(2) * static_cast<T>(i) + T(1)) / static_cast<T>(size) - T(1);
+}
+
+// d(unnormalised)/d(normalised) along an axis of `size` source pixels.
+template <typename T>
+FASTPOSE_HD T unnormalize_scale(int64_t size, bool align_corners) {
+  return align_corners ? T(0.5) * static_cast<T>(size - 1) : T(0.5) * static_cast<T>(size);
+}
+
+// grid_sample's unnormalisation, in its operation order.
+template <typename T>
+FASTPOSE_HD T unnormalize(T g, int64_t size, bool align_corners) {
+  return align_corners ? ((g + T(1)) / T(2)) * static_cast<T>(size - 1)
+                       : ((g + T(1)) * static_cast<T>(size) - T(1)) / T(2);
+}
+
+// The four bilinear taps of one sample position with zero padding: offsets
+// into a plane (0 for taps outside it) and weights (0 for taps outside it), so
+// gathers and scatters need no branches. fx, fy are the fractional parts and
+// in* the validity of each tap, kept for the position gradient.
+template <typename T>
+struct Taps {
+  int64_t o00, o01, o10, o11;  // offsets of (y0,x0), (y0,x1), (y1,x0), (y1,x1)
+  T w00, w01, w10, w11;        // weights, 0 outside the plane
+  T fx, fy;                    // fractional parts of the source position
+  T m00, m01, m10, m11;        // 1 where the tap is inside the plane, else 0
+};
+
+template <typename T>
+FASTPOSE_HD Taps<T> bilinear_taps(T gx, T gy, int64_t hin, int64_t win, bool align_corners) {
+  T ix = unnormalize(gx, win, align_corners);
+  T iy = unnormalize(gy, hin, align_corners);
+  // Positions far outside (and NaN) read only padding: park them where every tap is outside,
+  // before the float-to-int conversion could overflow.
+  const bool ok = ix > T(-2) && ix < static_cast<T>(win + 1) && iy > T(-2) &&
+                  iy < static_cast<T>(hin + 1);
+  ix = ok ? ix : T(-3);
+  iy = ok ? iy : T(-3);
+  const T x0f = floor(ix), y0f = floor(iy);
+  const int64_t x0 = static_cast<int64_t>(x0f), y0 = static_cast<int64_t>(y0f);
+  const int64_t x1 = x0 + 1, y1 = y0 + 1;
+  Taps<T> t;
+  t.fx = ix - x0f;
+  t.fy = iy - y0f;
+  const bool vx0 = x0 >= 0 && x0 < win, vx1 = x1 >= 0 && x1 < win;
+  const bool vy0 = y0 >= 0 && y0 < hin, vy1 = y1 >= 0 && y1 < hin;
+  t.m00 = (vy0 && vx0) ? T(1) : T(0);
+  t.m01 = (vy0 && vx1) ? T(1) : T(0);
+  t.m10 = (vy1 && vx0) ? T(1) : T(0);
+  t.m11 = (vy1 && vx1) ? T(1) : T(0);
+  t.w00 = (T(1) - t.fx) * (T(1) - t.fy) * t.m00;
+  t.w01 = t.fx * (T(1) - t.fy) * t.m01;
+  t.w10 = (T(1) - t.fx) * t.fy * t.m10;
+  t.w11 = t.fx * t.fy * t.m11;
+  t.o00 = (vy0 && vx0) ? y0 * win + x0 : 0;
+  t.o01 = (vy0 && vx1) ? y0 * win + x1 : 0;
+  t.o10 = (vy1 && vx0) ? y1 * win + x0 : 0;
+  t.o11 = (vy1 && vx1) ? y1 * win + x1 : 0;
+  return t;
+}
+
+// Derivatives of one bilinear sample to the unnormalised source position,
+// from the four tap values (0 outside the plane via the masks).
+template <typename T>
+struct PosGrad {
+  T dx, dy;
+};
+
+template <typename T>
+FASTPOSE_HD PosGrad<T> bilinear_pos_grad(const Taps<T>& t, T v00, T v01, T v10, T v11) {
+  v00 *= t.m00;
+  v01 *= t.m01;
+  v10 *= t.m10;
+  v11 *= t.m11;
+  PosGrad<T> g;
+  g.dx = (T(1) - t.fy) * (v01 - v00) + t.fy * (v11 - v10);
+  g.dy = (T(1) - t.fx) * (v10 - v00) + t.fx * (v11 - v01);
+  return g;
+}
+
+// TPS mapping of one normalised output position: coef is [(K+3) x 2]
+// row-major (K radial rows, then the affine rows 1, x, y), target [K x 2].
+template <typename T>
+struct Point {
+  T x, y;
+};
+
+template <typename T>
+FASTPOSE_HD Point<T> tps_map(T px, T py, const T* target, const T* coef, int64_t k) {
+  Point<T> g;
+  g.x = coef[2 * k] + coef[2 * k + 2] * px + coef[2 * k + 4] * py;
+  g.y = coef[2 * k + 1] + coef[2 * k + 3] * px + coef[2 * k + 5] * py;
+  for (int64_t j = 0; j < k; ++j) {
+    const T dx = px - target[2 * j], dy = py - target[2 * j + 1];
+    const T u = rbf(dx * dx + dy * dy);
+    g.x += u * coef[2 * j];
+    g.y += u * coef[2 * j + 1];
+  }
+  return g;
+}
+
+}  // namespace tps_math
+}  // namespace fastpose
