@@ -24,19 +24,19 @@ namespace tps_math {
 
 // Natural log of a positive normal float by range reduction to m in
 // [sqrt(1/2), sqrt(2)) and log(m) = 2 atanh(s), s = (m-1)/(m+1), |s| < 0.172,
-// summed to s^9 (truncation below 1e-9 relative). Branch-free and built from
-// bit operations, so CPU loops over it vectorise (std::log does not without
-// libmvec). Accurate to about 1 ulp.
+// summed to s^9 (truncation below 1e-9 relative); about 1 ulp. The reduction
+// is integer arithmetic on the bits (offsetting them by sqrt(1/2)'s makes the
+// exponent of v/sqrt(1/2) fall out of a shift), with no select or branch, so
+// compilers vectorise loops over it (std::log needs libmvec for that, and a
+// float operation under a branch, which may trap, blocks if-conversion).
 FASTPOSE_HD float log_series(float v) {
   uint32_t bits;
   memcpy(&bits, &v, sizeof(bits));
-  int32_t e = static_cast<int32_t>((bits >> 23) & 0xffu) - 127;
-  uint32_t mbits = (bits & 0x007fffffu) | 0x3f800000u;  // m in [1, 2)
+  const uint32_t off = bits - 0x3f3504f3u;  // 0x3f3504f3 = bits of sqrt(1/2)
+  const int32_t e = static_cast<int32_t>(off) >> 23;
+  const uint32_t mbits = (off & 0x007fffffu) + 0x3f3504f3u;
   float m;
   memcpy(&m, &mbits, sizeof(m));
-  const bool big = m > 1.41421356f;
-  m = big ? 0.5f * m : m;
-  e = big ? e + 1 : e;
   const float s = (m - 1.0f) / (m + 1.0f);
   const float s2 = s * s;
   const float poly = 1.0f + s2 * (1.0f / 3 + s2 * (1.0f / 5 + s2 * (1.0f / 7 + s2 * (1.0f / 9))));
@@ -53,22 +53,27 @@ FASTPOSE_HD float log_positive(float v) {
 
 FASTPOSE_HD double log_positive(double v) { return log(v); }
 
-// Smallest squared distance that enters the log; below it U is 0 (its limit),
-// which also keeps denormals out of log_series' range reduction.
-template <typename T>
-FASTPOSE_HD T tiny();
-template <>
-FASTPOSE_HD float tiny<float>() { return 1.17549435e-38f; }
-template <>
-FASTPOSE_HD double tiny<double>() { return 2.2250738585072014e-308; }
+// The argument of the log in U(d2): d2 itself from the smallest normal number
+// up (NaN and inf propagate), else 1, whose log is exactly 0, so U(0) = 0 is
+// its limit (never 0 * log(0) = NaN) and denormals stay out of log_series'
+// range reduction. The float version selects with integer masks: branch-free,
+// so loops over rbf vectorise (see log_series).
+FASTPOSE_HD float log_arg(float d2) {
+  uint32_t bits;
+  memcpy(&bits, &d2, sizeof(bits));
+  const uint32_t keep = 0u - static_cast<uint32_t>(bits >= 0x00800000u);  // valid for d2 >= 0
+  const uint32_t out = (bits & keep) | (0x3f800000u & ~keep);
+  float r;
+  memcpy(&r, &out, sizeof(r));
+  return r;
+}
 
-// Radial basis U(r) = r^2 log r written on d2 = r^2: 0.5 * d2 * log(d2).
-// Its limit at r = 0 is 0; the select keeps 0 * log(0) = NaN out.
+FASTPOSE_HD double log_arg(double d2) { return d2 < 2.2250738585072014e-308 ? 1.0 : d2; }
+
+// Radial basis U(r) = r^2 log r written on d2 = r^2: 0.5 * d2 * log(d2), 0 at d2 = 0.
 template <typename T>
 FASTPOSE_HD T rbf(T d2) {
-  const bool pos = d2 >= tiny<T>();
-  const T safe = pos ? d2 : T(1);
-  return pos ? T(0.5) * d2 * log_positive(safe) : T(0);
+  return T(0.5) * d2 * log_positive(log_arg(d2));
 }
 
 // Normalised coordinate of output pixel i of an axis of `size` pixels, as
