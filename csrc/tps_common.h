@@ -77,6 +77,8 @@ inline void check_tps_image(const char* op, const at::Tensor& x, const at::Tenso
               x.size(0), " and ", ctrl.size(0));
   TORCH_CHECK(x.size(2) >= 1 && x.size(3) >= 1, op, ": x must have a non-empty image, got shape ",
               x.sizes());
+  TORCH_CHECK(x.size(2) * x.size(3) < (int64_t{1} << 31), op,
+              ": an image plane of x must have fewer than 2^31 elements, got shape ", x.sizes());
   TORCH_CHECK(x.scalar_type() == ctrl.scalar_type(), op, ": x and ctrl must share a dtype, got ",
               x.scalar_type(), " and ", ctrl.scalar_type());
   TORCH_CHECK(x.device() == ctrl.device(), op, ": x and ctrl must be on one device, got ",

@@ -2,19 +2,21 @@
 //
 // The TPS mapping is linear in the control points: grid(p) = b(p)^T coef with
 // coef = kinv @ ctrl ((K+3) x 2, computed once per sample) and the basis b(p)
-// (K radial terms U(|p - t_j|^2) and 1, p_x, p_y) evaluated on the fly over
-// blocks of output pixels, so no [N, HW, K] tensor exists. The radial loop
-// runs over pixels in the inner, vectorised loop (tps_math::rbf uses a
-// branch-free float log so it vectorises).
+// (K radial terms U(|p - t_j|^2) and 1, p_x, p_y). The basis of a block of
+// output pixels is evaluated on the fly and shared by every sample (the
+// output lattice and the target layout are the same for the whole batch), so
+// there is no [N, HW, K] tensor and the logs cost K per pixel, not per pixel
+// and sample. Loops run over pixels, the vectorised dimension (tps_math::rbf
+// uses a branch-free float log so they vectorise).
 //
-// Warp forward: per (sample, pixel block) compute the grid and the four
-// bilinear taps once, then gather every channel. Warp backward: (A) the grid
-// per (sample, pixel block); (B) per (sample, channel chunk) the scatter into
-// dx (each task owns its dx planes: no races) and the position gradient
-// summed over its channels; (C) per (sample, pixel chunk) the basis-weighted
-// sum of the position gradient, then a fixed-order sum of the chunk partials
-// and dctrl = kinv^T dM. Chunk sizes are constants, so results do not depend
-// on the thread count.
+// Warp forward: per (pixel block, sample) the grid from the shared basis, the
+// four bilinear taps once, then a gather per channel. Warp backward: (A) the
+// grid; (B) per (sample, channel chunk) the scatter into dx (each task owns
+// its dx planes: no races) and the position gradient summed over its
+// channels; (C) per (pixel block, sample) the basis-weighted sum of the
+// position gradient, then a fixed-order sum over blocks and dctrl = kinv^T dM.
+// Block and chunk sizes are constants, so results do not depend on the thread
+// count.
 #include <ATen/ATen.h>
 #include <ATen/Dispatch.h>
 #include <ATen/OpMathType.h>
@@ -35,7 +37,6 @@ namespace {
 namespace tm = tps_math;
 
 constexpr int64_t kBlock = 256;         // output pixels per vectorised block
-constexpr int64_t kReduceChunk = 4096;  // output pixels per partial of the ctrl gradient
 constexpr int64_t kChannelChunk = 16;   // channels per task of the warp backward
 
 int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
@@ -62,104 +63,139 @@ std::vector<acc_t> tps_coefficients(const scalar_t* ctrl, const acc_t* kinv, int
   return coef;
 }
 
-// Normalised lattice positions of pixels [p0, p0 + cnt) of an h x w output.
+// The TPS basis of a block of output pixels: lattice positions and the K
+// radial terms U(|p - t_j|^2), computed once and shared by every sample of the
+// batch (the lattice and the layout are the same for all), so the logs cost
+// K per pixel rather than K per pixel and sample. Loops run over pixels, the
+// vectorised dimension (tps_math::rbf is branch-free).
 template <typename acc_t>
-void lattice_block(int64_t p0, int64_t cnt, int64_t h, int64_t w, bool ac, acc_t* px, acc_t* py) {
-  for (int64_t q = 0; q < cnt; ++q) {
-    const int64_t p = p0 + q;
-    px[q] = tm::lattice<acc_t>(p % w, w, ac);
-    py[q] = tm::lattice<acc_t>(p / w, h, ac);
-  }
-}
+struct BasisBlock {
+  alignas(64) acc_t px[kBlock], py[kBlock];
+  std::vector<acc_t> radial;  // [K][kBlock]
+  int64_t p0 = 0, cnt = 0, k;
 
-// TPS grid of cnt pixels at (px, py): same term order as tps_math::tps_map
-// (affine part first, then the radial terms in order), vectorised over pixels.
-template <typename acc_t>
-void grid_block(const acc_t* coef, const acc_t* target, int64_t k, int64_t cnt, const acc_t* px,
-                const acc_t* py, acc_t* __restrict__ gx, acc_t* __restrict__ gy) {
-  const acc_t* aff = coef + 2 * k;
-  _Pragma("omp simd")
-  for (int64_t q = 0; q < cnt; ++q) {
-    gx[q] = aff[0] + aff[2] * px[q] + aff[4] * py[q];
-    gy[q] = aff[1] + aff[3] * px[q] + aff[5] * py[q];
+  explicit BasisBlock(int64_t k_) : radial(static_cast<size_t>(k_ * kBlock)), k(k_) {}
+
+  void compute(int64_t first, int64_t count, int64_t h, int64_t w, bool ac, const acc_t* target) {
+    p0 = first;
+    cnt = count;
+    for (int64_t q = 0; q < cnt; ++q) {
+      const int64_t p = p0 + q;
+      px[q] = tm::lattice<acc_t>(p % w, w, ac);
+      py[q] = tm::lattice<acc_t>(p / w, h, ac);
+    }
+    for (int64_t j = 0; j < k; ++j) {
+      const acc_t tx = target[2 * j], ty = target[2 * j + 1];
+      acc_t* __restrict__ u = radial.data() + j * kBlock;
+      _Pragma("omp simd")
+      for (int64_t q = 0; q < cnt; ++q) {
+        const acc_t dx = px[q] - tx, dy = py[q] - ty;
+        u[q] = tm::rbf(dx * dx + dy * dy);
+      }
+    }
   }
-  for (int64_t j = 0; j < k; ++j) {
-    const acc_t tx = target[2 * j], ty = target[2 * j + 1];
-    const acc_t wx = coef[2 * j], wy = coef[2 * j + 1];
+
+  // grid = b^T coef for one sample, in tps_math::tps_map's term order (affine first).
+  void grid(const acc_t* coef, acc_t* __restrict__ gx, acc_t* __restrict__ gy) const {
+    const acc_t* aff = coef + 2 * k;
     _Pragma("omp simd")
     for (int64_t q = 0; q < cnt; ++q) {
-      const acc_t dx = px[q] - tx, dy = py[q] - ty;
-      const acc_t u = tm::rbf(dx * dx + dy * dy);
-      gx[q] += u * wx;
-      gy[q] += u * wy;
+      gx[q] = aff[0] + aff[2] * px[q] + aff[4] * py[q];
+      gy[q] = aff[1] + aff[3] * px[q] + aff[5] * py[q];
+    }
+    for (int64_t j = 0; j < k; ++j) {
+      const acc_t wx = coef[2 * j], wy = coef[2 * j + 1];
+      const acc_t* u = radial.data() + j * kBlock;
+      _Pragma("omp simd")
+      for (int64_t q = 0; q < cnt; ++q) {
+        gx[q] += u[q] * wx;
+        gy[q] += u[q] * wy;
+      }
     }
   }
-}
 
-// dM[n] += sum over cnt pixels of b(p) dg(p)^T, into acc[(K+3) x 2].
-template <typename acc_t>
-void basis_reduce_block(const acc_t* target, int64_t k, int64_t cnt, const acc_t* px,
-                        const acc_t* py, const acc_t* dgx, const acc_t* dgy, acc_t* acc) {
-  for (int64_t j = 0; j < k; ++j) {
-    const acc_t tx = target[2 * j], ty = target[2 * j + 1];
-    acc_t sx = 0, sy = 0;
-    _Pragma("omp simd reduction(+ : sx, sy)")
-    for (int64_t q = 0; q < cnt; ++q) {
-      const acc_t dx = px[q] - tx, dy = py[q] - ty;
-      const acc_t u = tm::rbf(dx * dx + dy * dy);
-      sx += u * dgx[q];
-      sy += u * dgy[q];
+  // out[(K+3) x 2] = sum over the block of b(p) dg(p)^T for one sample.
+  void reduce(const acc_t* dgx, const acc_t* dgy, acc_t* out) const {
+    for (int64_t j = 0; j < k; ++j) {
+      const acc_t* u = radial.data() + j * kBlock;
+      acc_t sx = 0, sy = 0;
+      _Pragma("omp simd reduction(+ : sx, sy)")
+      for (int64_t q = 0; q < cnt; ++q) {
+        sx += u[q] * dgx[q];
+        sy += u[q] * dgy[q];
+      }
+      out[2 * j] = sx;
+      out[2 * j + 1] = sy;
     }
-    acc[2 * j] += sx;
-    acc[2 * j + 1] += sy;
+    acc_t s1x = 0, s1y = 0, sxx = 0, sxy = 0, syx = 0, syy = 0;
+    _Pragma("omp simd reduction(+ : s1x, s1y, sxx, sxy, syx, syy)")
+    for (int64_t q = 0; q < cnt; ++q) {
+      s1x += dgx[q];
+      s1y += dgy[q];
+      sxx += px[q] * dgx[q];
+      sxy += px[q] * dgy[q];
+      syx += py[q] * dgx[q];
+      syy += py[q] * dgy[q];
+    }
+    out[2 * k] = s1x;
+    out[2 * k + 1] = s1y;
+    out[2 * k + 2] = sxx;
+    out[2 * k + 3] = sxy;
+    out[2 * k + 4] = syx;
+    out[2 * k + 5] = syy;
   }
-  acc_t s1x = 0, s1y = 0, sxx = 0, sxy = 0, syx = 0, syy = 0;
-  _Pragma("omp simd reduction(+ : s1x, s1y, sxx, sxy, syx, syy)")
-  for (int64_t q = 0; q < cnt; ++q) {
-    s1x += dgx[q];
-    s1y += dgy[q];
-    sxx += px[q] * dgx[q];
-    sxy += px[q] * dgy[q];
-    syx += py[q] * dgx[q];
-    syy += py[q] * dgy[q];
-  }
-  acc[2 * k] += s1x;
-  acc[2 * k + 1] += s1y;
-  acc[2 * k + 2] += sxx;
-  acc[2 * k + 3] += sxy;
-  acc[2 * k + 4] += syx;
-  acc[2 * k + 5] += syy;
+};
+
+// Per-task buffers of the callbacks below (heap-allocated once per task range).
+template <typename acc_t>
+struct GridScratch {
+  alignas(64) acc_t gx[kBlock], gy[kBlock];
+};
+
+// Runs fn(basis, scratch, blk, n) for every (pixel block, sample), in parallel
+// over (block, group of samples): each task computes its block's basis once for
+// its group. Groups exist only so small images still spread over the threads;
+// no result depends on the grouping.
+template <typename acc_t, typename Scratch, typename Fn>
+void for_each_block_and_sample(const TpsGeometry& g, bool ac, const acc_t* target, const Fn& fn) {
+  const int64_t pixels = g.h * g.w, blocks = ceil_div(pixels, kBlock);
+  const int64_t want = 4 * static_cast<int64_t>(at::get_num_threads());
+  const int64_t groups = std::max<int64_t>(1, std::min<int64_t>(g.n, ceil_div(want, blocks)));
+  const int64_t per_group = ceil_div(g.n, groups);
+  at::parallel_for(0, blocks * groups, 1, [&](int64_t begin, int64_t end) {
+    BasisBlock<acc_t> basis(g.k);
+    auto scratch = std::make_unique<Scratch>();
+    for (int64_t task = begin; task < end; ++task) {
+      const int64_t blk = task / groups, grp = task % groups;
+      const int64_t n0 = grp * per_group, n1 = std::min(g.n, n0 + per_group);
+      if (n0 >= n1) continue;
+      const int64_t p0 = blk * kBlock;
+      basis.compute(p0, std::min(kBlock, pixels - p0), g.h, g.w, ac, target);
+      for (int64_t n = n0; n < n1; ++n) fn(basis, *scratch, blk, n);
+    }
+  });
 }
 
 // dctrl from the position gradient of every output pixel. load(n, p0, cnt, dgx, dgy) fills
-// the gradient of pixels [p0, p0 + cnt) of sample n.
+// the gradient of pixels [p0, p0 + cnt) of sample n. One partial per (block, sample), summed
+// over blocks in order: the result does not depend on the thread count.
 template <typename scalar_t, typename acc_t, typename Load>
 void ctrl_grad_from_grid_grad(const acc_t* target, const acc_t* kinv, const TpsGeometry& g,
                               bool ac, scalar_t* dctrl, const Load& load) {
-  const int64_t pixels = g.h * g.w;
-  const int64_t chunks = ceil_div(pixels, kReduceChunk);
+  const int64_t blocks = ceil_div(g.h * g.w, kBlock);
   const int64_t m = (g.k + 3) * 2;
-  std::vector<acc_t> partial(static_cast<size_t>(g.n * chunks * m), acc_t(0));
-  at::parallel_for(0, g.n * chunks, 1, [&](int64_t begin, int64_t end) {
-    alignas(64) acc_t px[kBlock], py[kBlock], dgx[kBlock], dgy[kBlock];
-    for (int64_t task = begin; task < end; ++task) {
-      const int64_t n = task / chunks;
-      const int64_t c0 = (task % chunks) * kReduceChunk;
-      const int64_t c1 = std::min(pixels, c0 + kReduceChunk);
-      acc_t* acc = partial.data() + task * m;
-      for (int64_t p0 = c0; p0 < c1; p0 += kBlock) {
-        const int64_t cnt = std::min(kBlock, c1 - p0);
-        lattice_block(p0, cnt, g.h, g.w, ac, px, py);
-        load(n, p0, cnt, dgx, dgy);
-        basis_reduce_block(target, g.k, cnt, px, py, dgx, dgy, acc);
-      }
-    }
-  });
+  std::vector<acc_t> partial(static_cast<size_t>(blocks * g.n * m));
+  for_each_block_and_sample<acc_t, GridScratch<acc_t>>(
+      g, ac, target,
+      [&](const BasisBlock<acc_t>& b, GridScratch<acc_t>& sc, int64_t blk, int64_t n) {
+        load(n, b.p0, b.cnt, sc.gx, sc.gy);
+        b.reduce(sc.gx, sc.gy, partial.data() + (blk * g.n + n) * m);
+      });
   std::vector<acc_t> dm(static_cast<size_t>(m));
   for (int64_t n = 0; n < g.n; ++n) {
     std::fill(dm.begin(), dm.end(), acc_t(0));
-    for (int64_t c = 0; c < chunks; ++c) {
-      const acc_t* part = partial.data() + (n * chunks + c) * m;
+    for (int64_t blk = 0; blk < blocks; ++blk) {
+      const acc_t* part = partial.data() + (blk * g.n + n) * m;
       for (int64_t i = 0; i < m; ++i) dm[i] += part[i];
     }
     // grid = b^T kinv ctrl, so dctrl = kinv^T (sum_p b dg^T).
@@ -188,7 +224,7 @@ at::Tensor tps_grid_cpu(const at::Tensor& ctrl, const at::Tensor& target, const 
   check_cpu("tps_grid", ctrl);
   const at::Tensor cc = ctrl.contiguous(), tc = target.contiguous(), kc = kinv.contiguous();
   at::Tensor grid = at::empty({g.n, g.h, g.w, 2}, ctrl.options());
-  const int64_t pixels = g.h * g.w, blocks = ceil_div(pixels, kBlock);
+  const int64_t pixels = g.h * g.w;
   if (g.n == 0) return grid;
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, ctrl.scalar_type(), "tps_grid_cpu", [&] {
     using acc_t = at::opmath_type<scalar_t>;
@@ -196,20 +232,16 @@ at::Tensor tps_grid_cpu(const at::Tensor& ctrl, const at::Tensor& target, const 
     const std::vector<acc_t> coef =
         tps_coefficients(cc.const_data_ptr<scalar_t>(), kc.const_data_ptr<acc_t>(), g.n, g.k);
     scalar_t* out = grid.mutable_data_ptr<scalar_t>();
-    at::parallel_for(0, g.n * blocks, 1, [&](int64_t begin, int64_t end) {
-      alignas(64) acc_t px[kBlock], py[kBlock], gx[kBlock], gy[kBlock];
-      for (int64_t task = begin; task < end; ++task) {
-        const int64_t n = task / blocks, p0 = (task % blocks) * kBlock;
-        const int64_t cnt = std::min(kBlock, pixels - p0);
-        lattice_block(p0, cnt, g.h, g.w, align_corners, px, py);
-        grid_block(coef.data() + n * (g.k + 3) * 2, tp, g.k, cnt, px, py, gx, gy);
-        scalar_t* o = out + (n * pixels + p0) * 2;
-        for (int64_t q = 0; q < cnt; ++q) {
-          o[2 * q] = static_cast<scalar_t>(gx[q]);
-          o[2 * q + 1] = static_cast<scalar_t>(gy[q]);
-        }
-      }
-    });
+    for_each_block_and_sample<acc_t, GridScratch<acc_t>>(
+        g, align_corners, tp,
+        [&](const BasisBlock<acc_t>& b, GridScratch<acc_t>& sc, int64_t, int64_t n) {
+          b.grid(coef.data() + n * (g.k + 3) * 2, sc.gx, sc.gy);
+          scalar_t* o = out + (n * pixels + b.p0) * 2;
+          for (int64_t q = 0; q < b.cnt; ++q) {
+            o[2 * q] = static_cast<scalar_t>(sc.gx[q]);
+            o[2 * q + 1] = static_cast<scalar_t>(sc.gy[q]);
+          }
+        });
   });
   return grid;
 }
@@ -246,16 +278,18 @@ at::Tensor tps_grid_backward_cpu(const at::Tensor& grad_in, const at::Tensor& ta
 
 // --- tps_warp -------------------------------------------------------------------------------
 
+// The bilinear taps of a block of output pixels, shared by every channel.
 template <typename acc_t>
 struct TapBlock {
-  alignas(64) int64_t o[4][kBlock];
-  alignas(64) acc_t w[4][kBlock];
+  alignas(64) int32_t o[4][kBlock];  // plane offsets (0 outside the plane)
+  alignas(64) acc_t w[4][kBlock];    // weights (0 outside the plane)
+  alignas(64) acc_t m[4][kBlock];    // tap validity
   alignas(64) acc_t fx[kBlock], fy[kBlock];
-  alignas(64) acc_t m[4][kBlock];
 
-  void fill(const acc_t* gx, const acc_t* gy, int64_t cnt, int64_t hin, int64_t win, bool ac) {
+  void fill(const acc_t* gx, const acc_t* gy, int64_t cnt, const tm::Axis<acc_t>& ax,
+            const tm::Axis<acc_t>& ay) {
     for (int64_t q = 0; q < cnt; ++q) {
-      const tm::Taps<acc_t> t = tm::bilinear_taps(gx[q], gy[q], hin, win, ac);
+      const tm::Taps<acc_t> t = tm::bilinear_taps(gx[q], gy[q], ax, ay);
       o[0][q] = t.o00, o[1][q] = t.o01, o[2][q] = t.o10, o[3][q] = t.o11;
       w[0][q] = t.w00, w[1][q] = t.w01, w[2][q] = t.w10, w[3][q] = t.w11;
       m[0][q] = t.m00, m[1][q] = t.m01, m[2][q] = t.m10, m[3][q] = t.m11;
@@ -271,6 +305,12 @@ struct TapBlock {
   }
 };
 
+template <typename acc_t>
+struct WarpScratch {
+  alignas(64) acc_t gx[kBlock], gy[kBlock];
+  TapBlock<acc_t> taps;
+};
+
 at::Tensor tps_warp_cpu(const at::Tensor& x, const at::Tensor& ctrl, const at::Tensor& target,
                         const at::Tensor& kinv, int64_t height, int64_t width,
                         bool align_corners) {
@@ -281,7 +321,7 @@ at::Tensor tps_warp_cpu(const at::Tensor& x, const at::Tensor& ctrl, const at::T
                    kc = kinv.contiguous();
   const int64_t c = x.size(1), hin = x.size(2), win = x.size(3);
   at::Tensor out = at::empty({g.n, c, g.h, g.w}, x.options());
-  const int64_t pixels = g.h * g.w, blocks = ceil_div(pixels, kBlock), plane_in = hin * win;
+  const int64_t pixels = g.h * g.w, plane_in = hin * win;
   if (g.n == 0 || c == 0) return out;
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, x.scalar_type(), "tps_warp_cpu", [&] {
     using acc_t = at::opmath_type<scalar_t>;
@@ -290,33 +330,31 @@ at::Tensor tps_warp_cpu(const at::Tensor& x, const at::Tensor& ctrl, const at::T
         tps_coefficients(cc.const_data_ptr<scalar_t>(), kc.const_data_ptr<acc_t>(), g.n, g.k);
     const scalar_t* xp = xc.const_data_ptr<scalar_t>();
     scalar_t* op = out.mutable_data_ptr<scalar_t>();
-    at::parallel_for(0, g.n * blocks, 1, [&](int64_t begin, int64_t end) {
-      alignas(64) acc_t px[kBlock], py[kBlock], gx[kBlock], gy[kBlock];
-      auto taps = std::make_unique<TapBlock<acc_t>>();
-      for (int64_t task = begin; task < end; ++task) {
-        const int64_t n = task / blocks, p0 = (task % blocks) * kBlock;
-        const int64_t cnt = std::min(kBlock, pixels - p0);
-        lattice_block(p0, cnt, g.h, g.w, align_corners, px, py);
-        grid_block(coef.data() + n * (g.k + 3) * 2, tp, g.k, cnt, px, py, gx, gy);
-        taps->fill(gx, gy, cnt, hin, win, align_corners);
-        const int64_t* o0 = taps->o[0]; const int64_t* o1 = taps->o[1];
-        const int64_t* o2 = taps->o[2]; const int64_t* o3 = taps->o[3];
-        const acc_t* w0 = taps->w[0]; const acc_t* w1 = taps->w[1];
-        const acc_t* w2 = taps->w[2]; const acc_t* w3 = taps->w[3];
-        for (int64_t ch = 0; ch < c; ++ch) {
-          const scalar_t* plane = xp + (n * c + ch) * plane_in;
-          scalar_t* orow = op + (n * c + ch) * pixels + p0;
-          _Pragma("omp simd")
-          for (int64_t q = 0; q < cnt; ++q) {
-            const acc_t v = w0[q] * static_cast<acc_t>(plane[o0[q]]) +
-                            w1[q] * static_cast<acc_t>(plane[o1[q]]) +
-                            w2[q] * static_cast<acc_t>(plane[o2[q]]) +
-                            w3[q] * static_cast<acc_t>(plane[o3[q]]);
-            orow[q] = static_cast<scalar_t>(v);
+    const tm::Axis<acc_t> ax = tm::make_axis<acc_t>(win, align_corners);
+    const tm::Axis<acc_t> ay = tm::make_axis<acc_t>(hin, align_corners);
+    for_each_block_and_sample<acc_t, WarpScratch<acc_t>>(
+        g, align_corners, tp,
+        [&](const BasisBlock<acc_t>& b, WarpScratch<acc_t>& sc, int64_t, int64_t n) {
+          b.grid(coef.data() + n * (g.k + 3) * 2, sc.gx, sc.gy);
+          sc.taps.fill(sc.gx, sc.gy, b.cnt, ax, ay);
+          const int32_t* o0 = sc.taps.o[0]; const int32_t* o1 = sc.taps.o[1];
+          const int32_t* o2 = sc.taps.o[2]; const int32_t* o3 = sc.taps.o[3];
+          const acc_t* w0 = sc.taps.w[0]; const acc_t* w1 = sc.taps.w[1];
+          const acc_t* w2 = sc.taps.w[2]; const acc_t* w3 = sc.taps.w[3];
+          const int64_t cnt = b.cnt;
+          for (int64_t ch = 0; ch < c; ++ch) {
+            const scalar_t* plane = xp + (n * c + ch) * plane_in;
+            scalar_t* orow = op + (n * c + ch) * pixels + b.p0;
+            _Pragma("omp simd")
+            for (int64_t q = 0; q < cnt; ++q) {
+              const acc_t v = w0[q] * static_cast<acc_t>(plane[o0[q]]) +
+                              w1[q] * static_cast<acc_t>(plane[o1[q]]) +
+                              w2[q] * static_cast<acc_t>(plane[o2[q]]) +
+                              w3[q] * static_cast<acc_t>(plane[o3[q]]);
+              orow[q] = static_cast<scalar_t>(v);
+            }
           }
-        }
-      }
-    });
+        });
   });
   return out;
 }
@@ -351,7 +389,7 @@ std::tuple<at::Tensor, at::Tensor> tps_warp_backward_cpu(
   const at::Tensor grad = grad_in.to(x.scalar_type()).contiguous();
   const at::Tensor xc = x.contiguous(), cc = ctrl.contiguous(), tc = target.contiguous(),
                    kc = kinv.contiguous();
-  const int64_t pixels = g.h * g.w, blocks = ceil_div(pixels, kBlock), plane_in = hin * win;
+  const int64_t pixels = g.h * g.w, plane_in = hin * win;
   const int64_t cchunks = ceil_div(c, kChannelChunk);
 
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, x.scalar_type(), "tps_warp_backward_cpu",
@@ -363,21 +401,18 @@ std::tuple<at::Tensor, at::Tensor> tps_warp_backward_cpu(
     const scalar_t* xp = xc.const_data_ptr<scalar_t>();
     const scalar_t* gp = grad.const_data_ptr<scalar_t>();
     acc_t* dxp = need_x ? dx_acc.mutable_data_ptr<acc_t>() : nullptr;
-    const acc_t sx = tm::unnormalize_scale<acc_t>(win, align_corners);
-    const acc_t sy = tm::unnormalize_scale<acc_t>(hin, align_corners);
+    const tm::Axis<acc_t> ax = tm::make_axis<acc_t>(win, align_corners);
+    const tm::Axis<acc_t> ay = tm::make_axis<acc_t>(hin, align_corners);
+    const acc_t sx = ax.scale, sy = ay.scale;
 
     // (A) the grid, [N][2][pixels].
     std::vector<acc_t> gbuf(static_cast<size_t>(g.n * 2 * pixels));
-    at::parallel_for(0, g.n * blocks, 1, [&](int64_t begin, int64_t end) {
-      alignas(64) acc_t px[kBlock], py[kBlock];
-      for (int64_t task = begin; task < end; ++task) {
-        const int64_t n = task / blocks, p0 = (task % blocks) * kBlock;
-        const int64_t cnt = std::min(kBlock, pixels - p0);
-        lattice_block(p0, cnt, g.h, g.w, align_corners, px, py);
-        acc_t* gx = gbuf.data() + n * 2 * pixels + p0;
-        grid_block(coef.data() + n * (g.k + 3) * 2, tp, g.k, cnt, px, py, gx, gx + pixels);
-      }
-    });
+    for_each_block_and_sample<acc_t, GridScratch<acc_t>>(
+        g, align_corners, tp,
+        [&](const BasisBlock<acc_t>& b, GridScratch<acc_t>&, int64_t, int64_t n) {
+          acc_t* gx = gbuf.data() + n * 2 * pixels + b.p0;
+          b.grid(coef.data() + n * (g.k + 3) * 2, gx, gx + pixels);
+        });
 
     // (B) dx and the per-chunk position gradient, [N][cchunks][2][pixels].
     std::vector<acc_t> dgpart(need_ctrl ? static_cast<size_t>(g.n * cchunks * 2 * pixels) : 0);
@@ -394,9 +429,9 @@ std::tuple<at::Tensor, at::Tensor> tps_warp_backward_cpu(
         const acc_t* gx_all = gbuf.data() + n * 2 * pixels;
         for (int64_t p0 = 0; p0 < pixels; p0 += kBlock) {
           const int64_t cnt = std::min(kBlock, pixels - p0);
-          taps->fill(gx_all + p0, gx_all + pixels + p0, cnt, hin, win, align_corners);
-          const int64_t* o0 = taps->o[0]; const int64_t* o1 = taps->o[1];
-          const int64_t* o2 = taps->o[2]; const int64_t* o3 = taps->o[3];
+          taps->fill(gx_all + p0, gx_all + pixels + p0, cnt, ax, ay);
+          const int32_t* o0 = taps->o[0]; const int32_t* o1 = taps->o[1];
+          const int32_t* o2 = taps->o[2]; const int32_t* o3 = taps->o[3];
           const acc_t* w0 = taps->w[0]; const acc_t* w1 = taps->w[1];
           const acc_t* w2 = taps->w[2]; const acc_t* w3 = taps->w[3];
           std::fill(dgx, dgx + cnt, acc_t(0));
