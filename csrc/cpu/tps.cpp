@@ -9,9 +9,10 @@
 // and sample. Loops run over pixels, the vectorised dimension (tps_math::rbf
 // uses a branch-free float log so they vectorise).
 //
-// Warp forward: per (pixel block, sample) the grid from the shared basis, the
-// four bilinear taps once, then a gather per channel. Warp backward: (A) the
-// grid; (B) per (sample, channel chunk) the scatter into dx (each task owns
+// Warp forward: the grid of every (sample, pixel) from the shared basis, then
+// per (sample, pixel chunk) the four bilinear taps once and a gather pass per
+// channel (one input plane in cache, one contiguous output run). Warp
+// backward: (A) the grid; (B) per (sample, channel chunk) the scatter into dx (each task owns
 // its dx planes: no races) and the position gradient summed over its
 // channels; (C) per (pixel block, sample) the basis-weighted sum of the
 // position gradient, then a fixed-order sum over blocks and dctrl = kinv^T dM.
@@ -38,6 +39,7 @@ namespace tm = tps_math;
 
 constexpr int64_t kBlock = 256;         // output pixels per vectorised block
 constexpr int64_t kChannelChunk = 16;   // channels per task of the warp backward
+constexpr int64_t kGatherChunk = 2048;  // output pixels whose taps one forward gather pass reuses
 
 int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 
@@ -279,12 +281,16 @@ at::Tensor tps_grid_backward_cpu(const at::Tensor& grad_in, const at::Tensor& ta
 // --- tps_warp -------------------------------------------------------------------------------
 
 // The bilinear taps of a block of output pixels, shared by every channel.
-template <typename acc_t>
+// Rows are padded by one cache line: rows a power of two apart map to the same
+// L1 sets, and the 14 store streams of fill() then thrash them (measured 10x
+// slower at 2048 pixels).
+template <typename acc_t, int64_t kCap = kBlock>
 struct TapBlock {
-  alignas(64) int32_t o[4][kBlock];  // plane offsets (0 outside the plane)
-  alignas(64) acc_t w[4][kBlock];    // weights (0 outside the plane)
-  alignas(64) acc_t m[4][kBlock];    // tap validity
-  alignas(64) acc_t fx[kBlock], fy[kBlock];
+  static constexpr int64_t kRow = kCap + 64 / sizeof(acc_t);
+  alignas(64) int32_t o[4][kCap + 16];  // plane offsets (0 outside the plane)
+  alignas(64) acc_t w[4][kRow];         // weights (0 outside the plane)
+  alignas(64) acc_t m[4][kRow];         // tap validity
+  alignas(64) acc_t fx[kRow], fy[kRow];
 
   void fill(const acc_t* gx, const acc_t* gy, int64_t cnt, const tm::Axis<acc_t>& ax,
             const tm::Axis<acc_t>& ay) {
@@ -305,11 +311,6 @@ struct TapBlock {
   }
 };
 
-template <typename acc_t>
-struct WarpScratch {
-  alignas(64) acc_t gx[kBlock], gy[kBlock];
-  TapBlock<acc_t> taps;
-};
 
 at::Tensor tps_warp_cpu(const at::Tensor& x, const at::Tensor& ctrl, const at::Tensor& target,
                         const at::Tensor& kinv, int64_t height, int64_t width,
@@ -332,29 +333,42 @@ at::Tensor tps_warp_cpu(const at::Tensor& x, const at::Tensor& ctrl, const at::T
     scalar_t* op = out.mutable_data_ptr<scalar_t>();
     const tm::Axis<acc_t> ax = tm::make_axis<acc_t>(win, align_corners);
     const tm::Axis<acc_t> ay = tm::make_axis<acc_t>(hin, align_corners);
-    for_each_block_and_sample<acc_t, WarpScratch<acc_t>>(
+    // The grid of every (sample, pixel) from the shared per-block basis, [N][2][pixels].
+    std::vector<acc_t> gbuf(static_cast<size_t>(g.n * 2 * pixels));
+    for_each_block_and_sample<acc_t, GridScratch<acc_t>>(
         g, align_corners, tp,
-        [&](const BasisBlock<acc_t>& b, WarpScratch<acc_t>& sc, int64_t, int64_t n) {
-          b.grid(coef.data() + n * (g.k + 3) * 2, sc.gx, sc.gy);
-          sc.taps.fill(sc.gx, sc.gy, b.cnt, ax, ay);
-          const int32_t* o0 = sc.taps.o[0]; const int32_t* o1 = sc.taps.o[1];
-          const int32_t* o2 = sc.taps.o[2]; const int32_t* o3 = sc.taps.o[3];
-          const acc_t* w0 = sc.taps.w[0]; const acc_t* w1 = sc.taps.w[1];
-          const acc_t* w2 = sc.taps.w[2]; const acc_t* w3 = sc.taps.w[3];
-          const int64_t cnt = b.cnt;
-          for (int64_t ch = 0; ch < c; ++ch) {
-            const scalar_t* plane = xp + (n * c + ch) * plane_in;
-            scalar_t* orow = op + (n * c + ch) * pixels + b.p0;
-            _Pragma("omp simd")
-            for (int64_t q = 0; q < cnt; ++q) {
-              const acc_t v = w0[q] * static_cast<acc_t>(plane[o0[q]]) +
-                              w1[q] * static_cast<acc_t>(plane[o1[q]]) +
-                              w2[q] * static_cast<acc_t>(plane[o2[q]]) +
-                              w3[q] * static_cast<acc_t>(plane[o3[q]]);
-              orow[q] = static_cast<scalar_t>(v);
-            }
-          }
+        [&](const BasisBlock<acc_t>& b, GridScratch<acc_t>&, int64_t, int64_t n) {
+          acc_t* gx = gbuf.data() + n * 2 * pixels + b.p0;
+          b.grid(coef.data() + n * (g.k + 3) * 2, gx, gx + pixels);
         });
+    // Then per (sample, pixel chunk): the taps once, and one gather pass per channel, so
+    // each pass reads one input plane (cache-resident) and writes one output run.
+    const int64_t chunks = ceil_div(pixels, kGatherChunk);
+    at::parallel_for(0, g.n * chunks, 1, [&](int64_t begin, int64_t end) {
+      auto taps = std::make_unique<TapBlock<acc_t, kGatherChunk>>();
+      for (int64_t task = begin; task < end; ++task) {
+        const int64_t n = task / chunks, p0 = (task % chunks) * kGatherChunk;
+        const int64_t cnt = std::min(kGatherChunk, pixels - p0);
+        const acc_t* gx = gbuf.data() + n * 2 * pixels + p0;
+        taps->fill(gx, gx + pixels, cnt, ax, ay);
+        const int32_t* o0 = taps->o[0]; const int32_t* o1 = taps->o[1];
+        const int32_t* o2 = taps->o[2]; const int32_t* o3 = taps->o[3];
+        const acc_t* w0 = taps->w[0]; const acc_t* w1 = taps->w[1];
+        const acc_t* w2 = taps->w[2]; const acc_t* w3 = taps->w[3];
+        for (int64_t ch = 0; ch < c; ++ch) {
+          const scalar_t* plane = xp + (n * c + ch) * plane_in;
+          scalar_t* orow = op + (n * c + ch) * pixels + p0;
+          _Pragma("omp simd")
+          for (int64_t q = 0; q < cnt; ++q) {
+            const acc_t v = w0[q] * static_cast<acc_t>(plane[o0[q]]) +
+                            w1[q] * static_cast<acc_t>(plane[o1[q]]) +
+                            w2[q] * static_cast<acc_t>(plane[o2[q]]) +
+                            w3[q] * static_cast<acc_t>(plane[o3[q]]);
+            orow[q] = static_cast<scalar_t>(v);
+          }
+        }
+      }
+    });
   });
   return out;
 }
@@ -417,8 +431,10 @@ std::tuple<at::Tensor, at::Tensor> tps_warp_backward_cpu(
     // (B) dx and the per-chunk position gradient, [N][cchunks][2][pixels].
     std::vector<acc_t> dgpart(need_ctrl ? static_cast<size_t>(g.n * cchunks * 2 * pixels) : 0);
     at::parallel_for(0, g.n * cchunks, 1, [&](int64_t begin, int64_t end) {
-      auto taps = std::make_unique<TapBlock<acc_t>>();
-      alignas(64) acc_t dgx[kBlock], dgy[kBlock];
+      auto taps = std::make_unique<TapBlock<acc_t, kGatherChunk>>();
+      std::vector<acc_t> dgx_buf(kGatherChunk), dgy_buf(kGatherChunk);
+      acc_t* __restrict__ dgx = dgx_buf.data();
+      acc_t* __restrict__ dgy = dgy_buf.data();
       for (int64_t task = begin; task < end; ++task) {
         const int64_t n = task / cchunks, cc0 = (task % cchunks) * kChannelChunk;
         const int64_t cc1 = std::min(c, cc0 + kChannelChunk);
@@ -427,8 +443,8 @@ std::tuple<at::Tensor, at::Tensor> tps_warp_backward_cpu(
                       sizeof(acc_t) * static_cast<size_t>((cc1 - cc0) * plane_in));
         }
         const acc_t* gx_all = gbuf.data() + n * 2 * pixels;
-        for (int64_t p0 = 0; p0 < pixels; p0 += kBlock) {
-          const int64_t cnt = std::min(kBlock, pixels - p0);
+        for (int64_t p0 = 0; p0 < pixels; p0 += kGatherChunk) {
+          const int64_t cnt = std::min(kGatherChunk, pixels - p0);
           taps->fill(gx_all + p0, gx_all + pixels + p0, cnt, ax, ay);
           const int32_t* o0 = taps->o[0]; const int32_t* o1 = taps->o[1];
           const int32_t* o2 = taps->o[2]; const int32_t* o3 = taps->o[3];
@@ -450,7 +466,7 @@ std::tuple<at::Tensor, at::Tensor> tps_warp_backward_cpu(
             }
             if (need_ctrl) {
               const scalar_t* plane = xp + (n * c + ch) * plane_in;
-              const TapBlock<acc_t>& tb = *taps;
+              const TapBlock<acc_t, kGatherChunk>& tb = *taps;
               _Pragma("omp simd")
               for (int64_t q = 0; q < cnt; ++q) {
                 const acc_t gv = static_cast<acc_t>(grow[q]);
