@@ -456,12 +456,16 @@ std::tuple<at::Tensor, at::Tensor> tps_warp_backward_cpu(
             const scalar_t* grow = gp + (n * c + ch) * pixels + p0;
             if (need_x) {
               acc_t* dplane = dxp + (n * c + ch) * plane_in;
-              for (int64_t q = 0; q < cnt; ++q) {
-                const acc_t gv = static_cast<acc_t>(grow[q]);
-                dplane[o0[q]] += w0[q] * gv;
-                dplane[o1[q]] += w1[q] * gv;
-                dplane[o2[q]] += w2[q] * gv;
-                dplane[o3[q]] += w3[q] * gv;
+              // Even pixels, then odd ones: neighbouring output pixels share source taps,
+              // and updating them back to back serialises on store-to-load forwarding.
+              for (int64_t parity = 0; parity < 2; ++parity) {
+                for (int64_t q = parity; q < cnt; q += 2) {
+                  const acc_t gv = static_cast<acc_t>(grow[q]);
+                  dplane[o0[q]] += w0[q] * gv;
+                  dplane[o1[q]] += w1[q] * gv;
+                  dplane[o2[q]] += w2[q] * gv;
+                  dplane[o3[q]] += w3[q] * gv;
+                }
               }
             }
             if (need_ctrl) {
