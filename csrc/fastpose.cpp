@@ -59,6 +59,23 @@ TORCH_LIBRARY(fastpose, m) {
   m.def(
       "region_broadcast_backward(Tensor grad, Tensor codes, Tensor seg, bool seg_grad) -> "
       "(Tensor, Tensor)");
+  // Thin-plate-spline grid [N, H, W, 2] from ctrl [N, K, 2]; target [K, 2] and kinv [K+3, K]
+  // (first K columns of the inverse TPS system) describe the cached target layout.
+  m.def(
+      "tps_grid(Tensor ctrl, Tensor target, Tensor kinv, int height, int width, "
+      "bool align_corners) -> Tensor");
+  // Gradient of tps_grid to ctrl (the grid is linear in ctrl), [N, K, 2].
+  m.def(
+      "tps_grid_backward(Tensor grad, Tensor target, Tensor kinv, int height, int width, "
+      "bool align_corners) -> Tensor");
+  // Fused TPS warp: bilinear, zero-padded sampling of x [N, C, Hin, Win] at the TPS grid.
+  m.def(
+      "tps_warp(Tensor x, Tensor ctrl, Tensor target, Tensor kinv, int height, int width, "
+      "bool align_corners) -> Tensor");
+  // Gradients of tps_warp to x and to ctrl (empty tensors where not requested).
+  m.def(
+      "tps_warp_backward(Tensor grad, Tensor x, Tensor ctrl, Tensor target, Tensor kinv, "
+      "bool align_corners, bool need_x, bool need_ctrl) -> (Tensor, Tensor)");
 }
 
 // Importing fastpose._C runs the static initialisers above; the module itself is empty.

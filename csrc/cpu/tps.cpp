@@ -1,0 +1,528 @@
+// CPU kernels of fastpose::tps_grid, tps_warp and their backwards.
+//
+// The TPS mapping is linear in the control points: grid(p) = b(p)^T coef with
+// coef = kinv @ ctrl ((K+3) x 2, computed once per sample) and the basis b(p)
+// (K radial terms U(|p - t_j|^2) and 1, p_x, p_y). The basis of a block of
+// output pixels is evaluated on the fly and shared by every sample (the
+// output lattice and the target layout are the same for the whole batch), so
+// there is no [N, HW, K] tensor and the logs cost K per pixel, not per pixel
+// and sample. Loops run over pixels, the vectorised dimension (tps_math::rbf
+// uses a branch-free float log so they vectorise).
+//
+// Warp forward: the grid of every (sample, pixel) from the shared basis, then
+// per (sample, pixel chunk) the four bilinear taps once and a gather pass per
+// channel (one input plane in cache, one contiguous output run). Warp
+// backward: (A) the grid; (B) per (sample, channel chunk) the scatter into dx (each task owns
+// its dx planes: no races) and the position gradient summed over its
+// channels; (C) per (pixel block, sample) the basis-weighted sum of the
+// position gradient, then a fixed-order sum over blocks and dctrl = kinv^T dM.
+// Block and chunk sizes are constants, so results do not depend on the thread
+// count.
+#include <ATen/ATen.h>
+#include <ATen/Dispatch.h>
+#include <ATen/OpMathType.h>
+#include <ATen/Parallel.h>
+#include <torch/library.h>
+
+#include <algorithm>
+#include <cstring>
+#include <memory>
+#include <vector>
+
+#include "../tps_common.h"
+#include "../tps_math.h"
+
+namespace fastpose {
+namespace {
+
+namespace tm = tps_math;
+
+constexpr int64_t kBlock = 256;         // output pixels per vectorised block
+constexpr int64_t kChannelChunk = 16;   // channels per task of the warp backward
+constexpr int64_t kGatherChunk = 2048;  // output pixels whose taps one forward gather pass reuses
+
+int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
+
+// coef[n] = kinv @ ctrl[n], [N, K+3, 2] in acc_t, in a fixed order.
+template <typename scalar_t, typename acc_t>
+std::vector<acc_t> tps_coefficients(const scalar_t* ctrl, const acc_t* kinv, int64_t n,
+                                    int64_t k) {
+  std::vector<acc_t> coef(static_cast<size_t>(n * (k + 3) * 2));
+  for (int64_t b = 0; b < n; ++b) {
+    const scalar_t* c = ctrl + b * k * 2;
+    acc_t* out = coef.data() + b * (k + 3) * 2;
+    for (int64_t r = 0; r < k + 3; ++r) {
+      acc_t sx = 0, sy = 0;
+      for (int64_t j = 0; j < k; ++j) {
+        const acc_t a = kinv[r * k + j];
+        sx += a * static_cast<acc_t>(c[2 * j]);
+        sy += a * static_cast<acc_t>(c[2 * j + 1]);
+      }
+      out[2 * r] = sx;
+      out[2 * r + 1] = sy;
+    }
+  }
+  return coef;
+}
+
+// The TPS basis of a block of output pixels: lattice positions and the K
+// radial terms U(|p - t_j|^2), computed once and shared by every sample of the
+// batch (the lattice and the layout are the same for all), so the logs cost
+// K per pixel rather than K per pixel and sample. Loops run over pixels, the
+// vectorised dimension (tps_math::rbf is branch-free).
+template <typename acc_t>
+struct BasisBlock {
+  alignas(64) acc_t px[kBlock], py[kBlock];
+  std::vector<acc_t> radial;  // [K][kBlock]
+  int64_t p0 = 0, cnt = 0, k;
+
+  explicit BasisBlock(int64_t k_) : radial(static_cast<size_t>(k_ * kBlock)), k(k_) {}
+
+  void compute(int64_t first, int64_t count, int64_t h, int64_t w, bool ac, const acc_t* target) {
+    p0 = first;
+    cnt = count;
+    for (int64_t q = 0; q < cnt; ++q) {
+      const int64_t p = p0 + q;
+      px[q] = tm::lattice<acc_t>(p % w, w, ac);
+      py[q] = tm::lattice<acc_t>(p / w, h, ac);
+    }
+    for (int64_t j = 0; j < k; ++j) {
+      const acc_t tx = target[2 * j], ty = target[2 * j + 1];
+      acc_t* __restrict__ u = radial.data() + j * kBlock;
+      _Pragma("omp simd")
+      for (int64_t q = 0; q < cnt; ++q) {
+        const acc_t dx = px[q] - tx, dy = py[q] - ty;
+        u[q] = tm::rbf(dx * dx + dy * dy);
+      }
+    }
+  }
+
+  // grid = b^T coef for one sample, in tps_math::tps_map's term order (affine first).
+  void grid(const acc_t* coef, acc_t* __restrict__ gx, acc_t* __restrict__ gy) const {
+    const acc_t* aff = coef + 2 * k;
+    _Pragma("omp simd")
+    for (int64_t q = 0; q < cnt; ++q) {
+      gx[q] = aff[0] + aff[2] * px[q] + aff[4] * py[q];
+      gy[q] = aff[1] + aff[3] * px[q] + aff[5] * py[q];
+    }
+    for (int64_t j = 0; j < k; ++j) {
+      const acc_t wx = coef[2 * j], wy = coef[2 * j + 1];
+      const acc_t* u = radial.data() + j * kBlock;
+      _Pragma("omp simd")
+      for (int64_t q = 0; q < cnt; ++q) {
+        gx[q] += u[q] * wx;
+        gy[q] += u[q] * wy;
+      }
+    }
+  }
+
+  // out[(K+3) x 2] = sum over the block of b(p) dg(p)^T for one sample.
+  void reduce(const acc_t* dgx, const acc_t* dgy, acc_t* out) const {
+    for (int64_t j = 0; j < k; ++j) {
+      const acc_t* u = radial.data() + j * kBlock;
+      acc_t sx = 0, sy = 0;
+      _Pragma("omp simd reduction(+ : sx, sy)")
+      for (int64_t q = 0; q < cnt; ++q) {
+        sx += u[q] * dgx[q];
+        sy += u[q] * dgy[q];
+      }
+      out[2 * j] = sx;
+      out[2 * j + 1] = sy;
+    }
+    acc_t s1x = 0, s1y = 0, sxx = 0, sxy = 0, syx = 0, syy = 0;
+    _Pragma("omp simd reduction(+ : s1x, s1y, sxx, sxy, syx, syy)")
+    for (int64_t q = 0; q < cnt; ++q) {
+      s1x += dgx[q];
+      s1y += dgy[q];
+      sxx += px[q] * dgx[q];
+      sxy += px[q] * dgy[q];
+      syx += py[q] * dgx[q];
+      syy += py[q] * dgy[q];
+    }
+    out[2 * k] = s1x;
+    out[2 * k + 1] = s1y;
+    out[2 * k + 2] = sxx;
+    out[2 * k + 3] = sxy;
+    out[2 * k + 4] = syx;
+    out[2 * k + 5] = syy;
+  }
+};
+
+// Per-task buffers of the callbacks below (heap-allocated once per task range).
+template <typename acc_t>
+struct GridScratch {
+  alignas(64) acc_t gx[kBlock], gy[kBlock];
+};
+
+// Runs fn(basis, scratch, blk, n) for every (pixel block, sample), in parallel
+// over (block, group of samples): each task computes its block's basis once for
+// its group. Groups exist only so small images still spread over the threads;
+// no result depends on the grouping.
+template <typename acc_t, typename Scratch, typename Fn>
+void for_each_block_and_sample(const TpsGeometry& g, bool ac, const acc_t* target, const Fn& fn) {
+  const int64_t pixels = g.h * g.w, blocks = ceil_div(pixels, kBlock);
+  const int64_t want = 4 * static_cast<int64_t>(at::get_num_threads());
+  const int64_t groups = std::max<int64_t>(1, std::min<int64_t>(g.n, ceil_div(want, blocks)));
+  const int64_t per_group = ceil_div(g.n, groups);
+  at::parallel_for(0, blocks * groups, 1, [&](int64_t begin, int64_t end) {
+    BasisBlock<acc_t> basis(g.k);
+    auto scratch = std::make_unique<Scratch>();
+    for (int64_t task = begin; task < end; ++task) {
+      const int64_t blk = task / groups, grp = task % groups;
+      const int64_t n0 = grp * per_group, n1 = std::min(g.n, n0 + per_group);
+      if (n0 >= n1) continue;
+      const int64_t p0 = blk * kBlock;
+      basis.compute(p0, std::min(kBlock, pixels - p0), g.h, g.w, ac, target);
+      for (int64_t n = n0; n < n1; ++n) fn(basis, *scratch, blk, n);
+    }
+  });
+}
+
+// dctrl from the position gradient of every output pixel. load(n, p0, cnt, dgx, dgy) fills
+// the gradient of pixels [p0, p0 + cnt) of sample n. One partial per (block, sample), summed
+// over blocks in order: the result does not depend on the thread count.
+template <typename scalar_t, typename acc_t, typename Load>
+void ctrl_grad_from_grid_grad(const acc_t* target, const acc_t* kinv, const TpsGeometry& g,
+                              bool ac, scalar_t* dctrl, const Load& load) {
+  const int64_t blocks = ceil_div(g.h * g.w, kBlock);
+  const int64_t m = (g.k + 3) * 2;
+  std::vector<acc_t> partial(static_cast<size_t>(blocks * g.n * m));
+  for_each_block_and_sample<acc_t, GridScratch<acc_t>>(
+      g, ac, target,
+      [&](const BasisBlock<acc_t>& b, GridScratch<acc_t>& sc, int64_t blk, int64_t n) {
+        load(n, b.p0, b.cnt, sc.gx, sc.gy);
+        b.reduce(sc.gx, sc.gy, partial.data() + (blk * g.n + n) * m);
+      });
+  std::vector<acc_t> dm(static_cast<size_t>(m));
+  for (int64_t n = 0; n < g.n; ++n) {
+    std::fill(dm.begin(), dm.end(), acc_t(0));
+    for (int64_t blk = 0; blk < blocks; ++blk) {
+      const acc_t* part = partial.data() + (blk * g.n + n) * m;
+      for (int64_t i = 0; i < m; ++i) dm[i] += part[i];
+    }
+    // grid = b^T kinv ctrl, so dctrl = kinv^T (sum_p b dg^T).
+    for (int64_t i = 0; i < g.k; ++i) {
+      acc_t sx = 0, sy = 0;
+      for (int64_t r = 0; r < g.k + 3; ++r) {
+        const acc_t a = kinv[r * g.k + i];
+        sx += a * dm[2 * r];
+        sy += a * dm[2 * r + 1];
+      }
+      dctrl[(n * g.k + i) * 2] = static_cast<scalar_t>(sx);
+      dctrl[(n * g.k + i) * 2 + 1] = static_cast<scalar_t>(sy);
+    }
+  }
+}
+
+void check_cpu(const char* op, const at::Tensor& t) {
+  TORCH_CHECK(t.device().is_cpu(), op, ": expected CPU tensors, got ", t.device());
+}
+
+// --- tps_grid -------------------------------------------------------------------------------
+
+at::Tensor tps_grid_cpu(const at::Tensor& ctrl, const at::Tensor& target, const at::Tensor& kinv,
+                        int64_t height, int64_t width, bool align_corners) {
+  const TpsGeometry g = check_tps_ctrl("tps_grid", ctrl, target, kinv, height, width);
+  check_cpu("tps_grid", ctrl);
+  const at::Tensor cc = ctrl.contiguous(), tc = target.contiguous(), kc = kinv.contiguous();
+  at::Tensor grid = at::empty({g.n, g.h, g.w, 2}, ctrl.options());
+  const int64_t pixels = g.h * g.w;
+  if (g.n == 0) return grid;
+  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, ctrl.scalar_type(), "tps_grid_cpu", [&] {
+    using acc_t = at::opmath_type<scalar_t>;
+    const acc_t* tp = tc.const_data_ptr<acc_t>();
+    const std::vector<acc_t> coef =
+        tps_coefficients(cc.const_data_ptr<scalar_t>(), kc.const_data_ptr<acc_t>(), g.n, g.k);
+    scalar_t* out = grid.mutable_data_ptr<scalar_t>();
+    for_each_block_and_sample<acc_t, GridScratch<acc_t>>(
+        g, align_corners, tp,
+        [&](const BasisBlock<acc_t>& b, GridScratch<acc_t>& sc, int64_t, int64_t n) {
+          b.grid(coef.data() + n * (g.k + 3) * 2, sc.gx, sc.gy);
+          scalar_t* o = out + (n * pixels + b.p0) * 2;
+          for (int64_t q = 0; q < b.cnt; ++q) {
+            o[2 * q] = static_cast<scalar_t>(sc.gx[q]);
+            o[2 * q + 1] = static_cast<scalar_t>(sc.gy[q]);
+          }
+        });
+  });
+  return grid;
+}
+
+at::Tensor tps_grid_backward_cpu(const at::Tensor& grad_in, const at::Tensor& target,
+                                 const at::Tensor& kinv, int64_t height, int64_t width,
+                                 bool align_corners) {
+  const TpsGeometry g =
+      check_tps_grid_grad("tps_grid_backward", grad_in, target, kinv, height, width);
+  check_cpu("tps_grid_backward", grad_in);
+  const at::Tensor tc = target.contiguous(), kc = kinv.contiguous();
+  at::Tensor dctrl = at::empty({g.n, g.k, 2}, grad_in.options());
+  if (g.n == 0) return dctrl;
+  const int64_t s0 = grad_in.stride(0), s1 = grad_in.stride(1), s2 = grad_in.stride(2),
+                s3 = grad_in.stride(3);
+  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, grad_in.scalar_type(),
+                                  "tps_grid_backward_cpu", [&] {
+    using acc_t = at::opmath_type<scalar_t>;
+    const scalar_t* gp = grad_in.const_data_ptr<scalar_t>();
+    ctrl_grad_from_grid_grad<scalar_t, acc_t>(
+        tc.const_data_ptr<acc_t>(), kc.const_data_ptr<acc_t>(), g, align_corners,
+        dctrl.mutable_data_ptr<scalar_t>(),
+        [&](int64_t n, int64_t p0, int64_t cnt, acc_t* dgx, acc_t* dgy) {
+          for (int64_t q = 0; q < cnt; ++q) {
+            const int64_t p = p0 + q;
+            const scalar_t* e = gp + n * s0 + (p / g.w) * s1 + (p % g.w) * s2;
+            dgx[q] = static_cast<acc_t>(e[0]);
+            dgy[q] = static_cast<acc_t>(e[s3]);
+          }
+        });
+  });
+  return dctrl;
+}
+
+// --- tps_warp -------------------------------------------------------------------------------
+
+// The bilinear taps of a block of output pixels, shared by every channel.
+// Rows are padded by one cache line: rows a power of two apart map to the same
+// L1 sets, and the 14 store streams of fill() then thrash them (measured 10x
+// slower at 2048 pixels).
+template <typename acc_t, int64_t kCap = kBlock>
+struct TapBlock {
+  static constexpr int64_t kRow = kCap + 64 / sizeof(acc_t);
+  alignas(64) int32_t o[4][kCap + 16];  // plane offsets (0 outside the plane)
+  alignas(64) acc_t w[4][kRow];         // weights (0 outside the plane)
+  alignas(64) acc_t m[4][kRow];         // tap validity
+  alignas(64) acc_t fx[kRow], fy[kRow];
+
+  void fill(const acc_t* gx, const acc_t* gy, int64_t cnt, const tm::Axis<acc_t>& ax,
+            const tm::Axis<acc_t>& ay) {
+    for (int64_t q = 0; q < cnt; ++q) {
+      const tm::Taps<acc_t> t = tm::bilinear_taps(gx[q], gy[q], ax, ay);
+      o[0][q] = t.o00, o[1][q] = t.o01, o[2][q] = t.o10, o[3][q] = t.o11;
+      w[0][q] = t.w00, w[1][q] = t.w01, w[2][q] = t.w10, w[3][q] = t.w11;
+      m[0][q] = t.m00, m[1][q] = t.m01, m[2][q] = t.m10, m[3][q] = t.m11;
+      fx[q] = t.fx, fy[q] = t.fy;
+    }
+  }
+
+  tm::Taps<acc_t> at(int64_t q) const {
+    tm::Taps<acc_t> t;
+    t.fx = fx[q], t.fy = fy[q];
+    t.m00 = m[0][q], t.m01 = m[1][q], t.m10 = m[2][q], t.m11 = m[3][q];
+    return t;
+  }
+};
+
+
+at::Tensor tps_warp_cpu(const at::Tensor& x, const at::Tensor& ctrl, const at::Tensor& target,
+                        const at::Tensor& kinv, int64_t height, int64_t width,
+                        bool align_corners) {
+  const TpsGeometry g = check_tps_ctrl("tps_warp", ctrl, target, kinv, height, width);
+  check_tps_image("tps_warp", x, ctrl);
+  check_cpu("tps_warp", x);
+  const at::Tensor xc = x.contiguous(), cc = ctrl.contiguous(), tc = target.contiguous(),
+                   kc = kinv.contiguous();
+  const int64_t c = x.size(1), hin = x.size(2), win = x.size(3);
+  at::Tensor out = at::empty({g.n, c, g.h, g.w}, x.options());
+  const int64_t pixels = g.h * g.w, plane_in = hin * win;
+  if (g.n == 0 || c == 0) return out;
+  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, x.scalar_type(), "tps_warp_cpu", [&] {
+    using acc_t = at::opmath_type<scalar_t>;
+    const acc_t* tp = tc.const_data_ptr<acc_t>();
+    const std::vector<acc_t> coef =
+        tps_coefficients(cc.const_data_ptr<scalar_t>(), kc.const_data_ptr<acc_t>(), g.n, g.k);
+    const scalar_t* xp = xc.const_data_ptr<scalar_t>();
+    scalar_t* op = out.mutable_data_ptr<scalar_t>();
+    const tm::Axis<acc_t> ax = tm::make_axis<acc_t>(win, align_corners);
+    const tm::Axis<acc_t> ay = tm::make_axis<acc_t>(hin, align_corners);
+    // The grid of every (sample, pixel) from the shared per-block basis, [N][2][pixels].
+    std::vector<acc_t> gbuf(static_cast<size_t>(g.n * 2 * pixels));
+    for_each_block_and_sample<acc_t, GridScratch<acc_t>>(
+        g, align_corners, tp,
+        [&](const BasisBlock<acc_t>& b, GridScratch<acc_t>&, int64_t, int64_t n) {
+          acc_t* gx = gbuf.data() + n * 2 * pixels + b.p0;
+          b.grid(coef.data() + n * (g.k + 3) * 2, gx, gx + pixels);
+        });
+    // Then per (sample, pixel chunk): the taps once, and one gather pass per channel, so
+    // each pass reads one input plane (cache-resident) and writes one output run.
+    const int64_t chunks = ceil_div(pixels, kGatherChunk);
+    at::parallel_for(0, g.n * chunks, 1, [&](int64_t begin, int64_t end) {
+      auto taps = std::make_unique<TapBlock<acc_t, kGatherChunk>>();
+      for (int64_t task = begin; task < end; ++task) {
+        const int64_t n = task / chunks, p0 = (task % chunks) * kGatherChunk;
+        const int64_t cnt = std::min(kGatherChunk, pixels - p0);
+        const acc_t* gx = gbuf.data() + n * 2 * pixels + p0;
+        taps->fill(gx, gx + pixels, cnt, ax, ay);
+        const int32_t* o0 = taps->o[0]; const int32_t* o1 = taps->o[1];
+        const int32_t* o2 = taps->o[2]; const int32_t* o3 = taps->o[3];
+        const acc_t* w0 = taps->w[0]; const acc_t* w1 = taps->w[1];
+        const acc_t* w2 = taps->w[2]; const acc_t* w3 = taps->w[3];
+        for (int64_t ch = 0; ch < c; ++ch) {
+          const scalar_t* plane = xp + (n * c + ch) * plane_in;
+          scalar_t* orow = op + (n * c + ch) * pixels + p0;
+          _Pragma("omp simd")
+          for (int64_t q = 0; q < cnt; ++q) {
+            const acc_t v = w0[q] * static_cast<acc_t>(plane[o0[q]]) +
+                            w1[q] * static_cast<acc_t>(plane[o1[q]]) +
+                            w2[q] * static_cast<acc_t>(plane[o2[q]]) +
+                            w3[q] * static_cast<acc_t>(plane[o3[q]]);
+            orow[q] = static_cast<scalar_t>(v);
+          }
+        }
+      }
+    });
+  });
+  return out;
+}
+
+std::tuple<at::Tensor, at::Tensor> tps_warp_backward_cpu(
+    const at::Tensor& grad_in, const at::Tensor& x, const at::Tensor& ctrl,
+    const at::Tensor& target, const at::Tensor& kinv, bool align_corners, bool need_x,
+    bool need_ctrl) {
+  TORCH_CHECK(grad_in.dim() == 4, "tps_warp_backward: grad must be [N, C, H, W], got shape ",
+              grad_in.sizes());
+  const TpsGeometry g = check_tps_ctrl("tps_warp_backward", ctrl, target, kinv, grad_in.size(2),
+                                       grad_in.size(3));
+  check_tps_image("tps_warp_backward", x, ctrl);
+  check_cpu("tps_warp_backward", x);
+  const int64_t c = x.size(1), hin = x.size(2), win = x.size(3);
+  check_tps_grad("tps_warp_backward", grad_in, {g.n, c, g.h, g.w}, x);
+  const at::ScalarType acc_type = tps_acc_type(x.scalar_type());
+  at::Tensor dx_acc = need_x ? at::empty(x.sizes(), x.options().dtype(acc_type))
+                             : at::empty({0}, x.options());
+  at::Tensor dctrl = need_ctrl ? at::empty({g.n, g.k, 2}, ctrl.options())
+                               : at::empty({0}, ctrl.options());
+  const auto finish = [&]() -> std::tuple<at::Tensor, at::Tensor> {
+    at::Tensor dx = need_x && acc_type != x.scalar_type() ? dx_acc.to(x.scalar_type()) : dx_acc;
+    return {dx, dctrl};
+  };
+  if (!need_x && !need_ctrl) return finish();
+  if (g.n == 0) return finish();
+  if (c == 0) {
+    if (need_ctrl) dctrl.zero_();
+    return finish();
+  }
+  const at::Tensor grad = grad_in.to(x.scalar_type()).contiguous();
+  const at::Tensor xc = x.contiguous(), cc = ctrl.contiguous(), tc = target.contiguous(),
+                   kc = kinv.contiguous();
+  const int64_t pixels = g.h * g.w, plane_in = hin * win;
+  const int64_t cchunks = ceil_div(c, kChannelChunk);
+
+  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, x.scalar_type(), "tps_warp_backward_cpu",
+                                  [&] {
+    using acc_t = at::opmath_type<scalar_t>;
+    const acc_t* tp = tc.const_data_ptr<acc_t>();
+    const acc_t* kp = kc.const_data_ptr<acc_t>();
+    const std::vector<acc_t> coef = tps_coefficients(cc.const_data_ptr<scalar_t>(), kp, g.n, g.k);
+    const scalar_t* xp = xc.const_data_ptr<scalar_t>();
+    const scalar_t* gp = grad.const_data_ptr<scalar_t>();
+    acc_t* dxp = need_x ? dx_acc.mutable_data_ptr<acc_t>() : nullptr;
+    const tm::Axis<acc_t> ax = tm::make_axis<acc_t>(win, align_corners);
+    const tm::Axis<acc_t> ay = tm::make_axis<acc_t>(hin, align_corners);
+    const acc_t sx = ax.scale, sy = ay.scale;
+
+    // (A) the grid, [N][2][pixels].
+    std::vector<acc_t> gbuf(static_cast<size_t>(g.n * 2 * pixels));
+    for_each_block_and_sample<acc_t, GridScratch<acc_t>>(
+        g, align_corners, tp,
+        [&](const BasisBlock<acc_t>& b, GridScratch<acc_t>&, int64_t, int64_t n) {
+          acc_t* gx = gbuf.data() + n * 2 * pixels + b.p0;
+          b.grid(coef.data() + n * (g.k + 3) * 2, gx, gx + pixels);
+        });
+
+    // (B) dx and the per-chunk position gradient, [N][cchunks][2][pixels].
+    std::vector<acc_t> dgpart(need_ctrl ? static_cast<size_t>(g.n * cchunks * 2 * pixels) : 0);
+    at::parallel_for(0, g.n * cchunks, 1, [&](int64_t begin, int64_t end) {
+      auto taps = std::make_unique<TapBlock<acc_t, kGatherChunk>>();
+      std::vector<acc_t> dgx_buf(kGatherChunk), dgy_buf(kGatherChunk);
+      acc_t* __restrict__ dgx = dgx_buf.data();
+      acc_t* __restrict__ dgy = dgy_buf.data();
+      for (int64_t task = begin; task < end; ++task) {
+        const int64_t n = task / cchunks, cc0 = (task % cchunks) * kChannelChunk;
+        const int64_t cc1 = std::min(c, cc0 + kChannelChunk);
+        if (need_x) {
+          std::memset(dxp + (n * c + cc0) * plane_in, 0,
+                      sizeof(acc_t) * static_cast<size_t>((cc1 - cc0) * plane_in));
+        }
+        const acc_t* gx_all = gbuf.data() + n * 2 * pixels;
+        for (int64_t p0 = 0; p0 < pixels; p0 += kGatherChunk) {
+          const int64_t cnt = std::min(kGatherChunk, pixels - p0);
+          taps->fill(gx_all + p0, gx_all + pixels + p0, cnt, ax, ay);
+          const int32_t* o0 = taps->o[0]; const int32_t* o1 = taps->o[1];
+          const int32_t* o2 = taps->o[2]; const int32_t* o3 = taps->o[3];
+          const acc_t* w0 = taps->w[0]; const acc_t* w1 = taps->w[1];
+          const acc_t* w2 = taps->w[2]; const acc_t* w3 = taps->w[3];
+          std::fill(dgx, dgx + cnt, acc_t(0));
+          std::fill(dgy, dgy + cnt, acc_t(0));
+          for (int64_t ch = cc0; ch < cc1; ++ch) {
+            const scalar_t* grow = gp + (n * c + ch) * pixels + p0;
+            if (need_x) {
+              acc_t* dplane = dxp + (n * c + ch) * plane_in;
+              // Even pixels, then odd ones: neighbouring output pixels share source taps,
+              // and updating them back to back serialises on store-to-load forwarding.
+              for (int64_t parity = 0; parity < 2; ++parity) {
+                for (int64_t q = parity; q < cnt; q += 2) {
+                  const acc_t gv = static_cast<acc_t>(grow[q]);
+                  dplane[o0[q]] += w0[q] * gv;
+                  dplane[o1[q]] += w1[q] * gv;
+                  dplane[o2[q]] += w2[q] * gv;
+                  dplane[o3[q]] += w3[q] * gv;
+                }
+              }
+            }
+            if (need_ctrl) {
+              const scalar_t* plane = xp + (n * c + ch) * plane_in;
+              const TapBlock<acc_t, kGatherChunk>& tb = *taps;
+              _Pragma("omp simd")
+              for (int64_t q = 0; q < cnt; ++q) {
+                const acc_t gv = static_cast<acc_t>(grow[q]);
+                const tm::PosGrad<acc_t> pg = tm::bilinear_pos_grad(
+                    tb.at(q), static_cast<acc_t>(plane[o0[q]]), static_cast<acc_t>(plane[o1[q]]),
+                    static_cast<acc_t>(plane[o2[q]]), static_cast<acc_t>(plane[o3[q]]));
+                dgx[q] += gv * pg.dx;
+                dgy[q] += gv * pg.dy;
+              }
+            }
+          }
+          if (need_ctrl) {
+            acc_t* part = dgpart.data() + (task * 2) * pixels + p0;
+            for (int64_t q = 0; q < cnt; ++q) {
+              part[q] = dgx[q] * sx;
+              part[pixels + q] = dgy[q] * sy;
+            }
+          }
+        }
+      }
+    });
+
+    // (C) dctrl from the position gradient summed over channel chunks in order.
+    if (need_ctrl) {
+      ctrl_grad_from_grid_grad<scalar_t, acc_t>(
+          tp, kp, g, align_corners, dctrl.mutable_data_ptr<scalar_t>(),
+          [&](int64_t n, int64_t p0, int64_t cnt, acc_t* dgx, acc_t* dgy) {
+            const acc_t* base = dgpart.data() + n * cchunks * 2 * pixels + p0;
+            for (int64_t q = 0; q < cnt; ++q) {
+              dgx[q] = base[q];
+              dgy[q] = base[pixels + q];
+            }
+            for (int64_t k = 1; k < cchunks; ++k) {
+              const acc_t* part = base + k * 2 * pixels;
+              for (int64_t q = 0; q < cnt; ++q) {
+                dgx[q] += part[q];
+                dgy[q] += part[pixels + q];
+              }
+            }
+          });
+    }
+  });
+  return finish();
+}
+
+}  // namespace
+
+TORCH_LIBRARY_IMPL(fastpose, CPU, m) {
+  m.impl("tps_grid", &tps_grid_cpu);
+  m.impl("tps_grid_backward", &tps_grid_backward_cpu);
+  m.impl("tps_warp", &tps_warp_cpu);
+  m.impl("tps_warp_backward", &tps_warp_backward_cpu);
+}
+
+}  // namespace fastpose

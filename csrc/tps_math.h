@@ -1,0 +1,214 @@
+// Per-pixel thin-plate-spline and bilinear-sampling math, written once for
+// the CPU and CUDA kernels of fastpose::tps_grid and fastpose::tps_warp.
+//
+// Conventions (those of torch.nn.functional.affine_grid / grid_sample):
+// coordinates are (x, y) = (width, height) in [-1, 1]; the output lattice and
+// the source unnormalisation both follow align_corners; samples outside the
+// source read 0 (padding_mode="zeros").
+//
+// For a fixed target layout t_0..t_{K-1}, the TPS mapping of an output pixel p
+// is grid(p) = sum_j b_j(p) * coef_j with the basis
+//   b(p) = [U(|p - t_0|^2), ..., U(|p - t_{K-1}|^2), 1, p_x, p_y]
+// and coef = Linv[:, :K] @ ctrl ((K+3) x 2), so both the grid and its
+// gradient to ctrl need only the basis, evaluated on the fly.
+#pragma once
+
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+
+#include "macros.h"
+
+namespace fastpose {
+namespace tps_math {
+
+// Natural log of a positive normal float by range reduction to m in
+// [sqrt(1/2), sqrt(2)) and log(m) = 2 atanh(s), s = (m-1)/(m+1), |s| < 0.172,
+// summed to s^9 (truncation below 1e-9 relative); about 1 ulp. The reduction
+// is integer arithmetic on the bits (offsetting them by sqrt(1/2)'s makes the
+// exponent of v/sqrt(1/2) fall out of a shift), with no select or branch, so
+// compilers vectorise loops over it (std::log needs libmvec for that, and a
+// float operation under a branch, which may trap, blocks if-conversion).
+FASTPOSE_HD float log_series(float v) {
+  uint32_t bits;
+  memcpy(&bits, &v, sizeof(bits));
+  const uint32_t off = bits - 0x3f3504f3u;  // 0x3f3504f3 = bits of sqrt(1/2)
+  const int32_t e = static_cast<int32_t>(off) >> 23;
+  const uint32_t mbits = (off & 0x007fffffu) + 0x3f3504f3u;
+  float m;
+  memcpy(&m, &mbits, sizeof(m));
+  const float s = (m - 1.0f) / (m + 1.0f);
+  const float s2 = s * s;
+  const float poly = 1.0f + s2 * (1.0f / 3 + s2 * (1.0f / 5 + s2 * (1.0f / 7 + s2 * (1.0f / 9))));
+  return 2.0f * s * poly + static_cast<float>(e) * 0.69314718056f;
+}
+
+FASTPOSE_HD float log_positive(float v) {
+#if defined(__CUDA_ARCH__)
+  return __logf(v);  // MUFU; abs error < 2^-21 on [0.5, 2], 3 ulp elsewhere
+#else
+  return log_series(v);
+#endif
+}
+
+FASTPOSE_HD double log_positive(double v) { return log(v); }
+
+// The argument of the log in U(d2): d2 itself from the smallest normal number
+// up (NaN and inf propagate), else 1, whose log is exactly 0, so U(0) = 0 is
+// its limit (never 0 * log(0) = NaN) and denormals stay out of log_series'
+// range reduction. The float version selects with integer masks: branch-free,
+// so loops over rbf vectorise (see log_series).
+FASTPOSE_HD float log_arg(float d2) {
+  uint32_t bits;
+  memcpy(&bits, &d2, sizeof(bits));
+  const uint32_t keep = 0u - static_cast<uint32_t>(bits >= 0x00800000u);  // valid for d2 >= 0
+  const uint32_t out = (bits & keep) | (0x3f800000u & ~keep);
+  float r;
+  memcpy(&r, &out, sizeof(r));
+  return r;
+}
+
+FASTPOSE_HD double log_arg(double d2) { return d2 < 2.2250738585072014e-308 ? 1.0 : d2; }
+
+// Radial basis U(r) = r^2 log r written on d2 = r^2: 0.5 * d2 * log(d2), 0 at d2 = 0.
+template <typename T>
+FASTPOSE_HD T rbf(T d2) {
+  return T(0.5) * d2 * log_positive(log_arg(d2));
+}
+
+// Normalised coordinate of output pixel i of an axis of `size` pixels, as
+// affine_grid lays out its base grid: pixel centres for align_corners=false,
+// corner pixels at -1/+1 otherwise; 0 for a single pixel.
+template <typename T>
+FASTPOSE_HD T lattice(int64_t i, int64_t size, bool align_corners) {
+  if (size <= 1) return T(0);
+  return align_corners ? T(-1) + T(2) * static_cast<T>(i) / static_cast<T>(size - 1)
+                       : (T(2) * static_cast<T>(i) + T(1)) / static_cast<T>(size) - T(1);
+}
+
+// d(unnormalised)/d(normalised) along an axis of `size` source pixels.
+template <typename T>
+FASTPOSE_HD T unnormalize_scale(int64_t size, bool align_corners) {
+  return align_corners ? T(0.5) * static_cast<T>(size - 1) : T(0.5) * static_cast<T>(size);
+}
+
+// One source axis: grid_sample's unnormalisation, (g + 1) / 2 * (size - 1) for
+// align_corners and ((g + 1) * size - 1) / 2 otherwise, as the multiply-add
+// (g + 1) * scale + shift. Built once per launch, so the per-pixel code has no
+// branch on align_corners.
+template <typename T>
+struct Axis {
+  T scale, shift;  // unnormalised = (g + 1) * scale + shift
+  T hi;            // size + 1: positions beyond [-2, hi] read only padding
+  int32_t size;
+};
+
+template <typename T>
+FASTPOSE_HD Axis<T> make_axis(int64_t size, bool align_corners) {
+  Axis<T> a;
+  a.scale = unnormalize_scale<T>(size, align_corners);
+  a.shift = align_corners ? T(0) : T(-0.5);
+  a.hi = static_cast<T>(size + 1);
+  a.size = static_cast<int32_t>(size);
+  return a;
+}
+
+template <typename T>
+FASTPOSE_HD T unnormalize(T g, const Axis<T>& a) {
+  return (g + T(1)) * a.scale + a.shift;
+}
+
+// The four bilinear taps of one sample position with zero padding: offsets
+// into a plane (0 for taps outside it) and weights (0 for taps outside it), so
+// gathers and scatters need no branches. fx, fy are the fractional parts and
+// m* the validity of each tap, kept for the position gradient. Offsets are
+// int32 (callers check that a plane has fewer than 2^31 elements), which halves
+// the index traffic and lets CPU gathers use 16 lanes.
+template <typename T>
+struct Taps {
+  int32_t o00, o01, o10, o11;  // offsets of (y0,x0), (y0,x1), (y1,x0), (y1,x1)
+  T w00, w01, w10, w11;        // weights, 0 outside the plane
+  T fx, fy;                    // fractional parts of the source position
+  T m00, m01, m10, m11;        // 1 where the tap is inside the plane, else 0
+};
+
+// Clamp an unnormalised coordinate to [-2, size + 1] (NaN to -2): beyond that
+// every tap reads padding either way, and the float-to-int conversion cannot
+// overflow.
+template <typename T>
+FASTPOSE_HD T park(T v, T hi) {
+  v = v >= T(-2) ? v : T(-2);
+  return v <= hi ? v : hi;
+}
+
+template <typename T>
+FASTPOSE_HD Taps<T> bilinear_taps(T gx, T gy, const Axis<T>& ax, const Axis<T>& ay) {
+  const T ix = park(unnormalize(gx, ax), ax.hi);
+  const T iy = park(unnormalize(gy, ay), ay.hi);
+  const T x0f = floor(ix), y0f = floor(iy);
+  const int32_t x0 = static_cast<int32_t>(x0f), y0 = static_cast<int32_t>(y0f);
+  const int32_t x1 = x0 + 1, y1 = y0 + 1;
+  Taps<T> t;
+  t.fx = ix - x0f;
+  t.fy = iy - y0f;
+  // Non-short-circuit & keeps the validity tests free of branches.
+  const bool vx0 = (x0 >= 0) & (x0 < ax.size), vx1 = (x1 >= 0) & (x1 < ax.size);
+  const bool vy0 = (y0 >= 0) & (y0 < ay.size), vy1 = (y1 >= 0) & (y1 < ay.size);
+  const bool v00 = vy0 & vx0, v01 = vy0 & vx1, v10 = vy1 & vx0, v11 = vy1 & vx1;
+  t.m00 = v00 ? T(1) : T(0);
+  t.m01 = v01 ? T(1) : T(0);
+  t.m10 = v10 ? T(1) : T(0);
+  t.m11 = v11 ? T(1) : T(0);
+  t.w00 = (T(1) - t.fx) * (T(1) - t.fy) * t.m00;
+  t.w01 = t.fx * (T(1) - t.fy) * t.m01;
+  t.w10 = (T(1) - t.fx) * t.fy * t.m10;
+  t.w11 = t.fx * t.fy * t.m11;
+  t.o00 = v00 ? y0 * ax.size + x0 : 0;
+  t.o01 = v01 ? y0 * ax.size + x1 : 0;
+  t.o10 = v10 ? y1 * ax.size + x0 : 0;
+  t.o11 = v11 ? y1 * ax.size + x1 : 0;
+  return t;
+}
+
+// Derivatives of one bilinear sample to the unnormalised source position,
+// from the four tap values (0 outside the plane via the masks).
+template <typename T>
+struct PosGrad {
+  T dx, dy;
+};
+
+template <typename T>
+FASTPOSE_HD PosGrad<T> bilinear_pos_grad(const Taps<T>& t, T v00, T v01, T v10, T v11) {
+  v00 *= t.m00;
+  v01 *= t.m01;
+  v10 *= t.m10;
+  v11 *= t.m11;
+  PosGrad<T> g;
+  g.dx = (T(1) - t.fy) * (v01 - v00) + t.fy * (v11 - v10);
+  g.dy = (T(1) - t.fx) * (v10 - v00) + t.fx * (v11 - v01);
+  return g;
+}
+
+// TPS mapping of one normalised output position: coef is [(K+3) x 2]
+// row-major (K radial rows, then the affine rows 1, x, y), target [K x 2].
+template <typename T>
+struct Point {
+  T x, y;
+};
+
+template <typename T>
+FASTPOSE_HD Point<T> tps_map(T px, T py, const T* target, const T* coef, int64_t k) {
+  Point<T> g;
+  g.x = coef[2 * k] + coef[2 * k + 2] * px + coef[2 * k + 4] * py;
+  g.y = coef[2 * k + 1] + coef[2 * k + 3] * px + coef[2 * k + 5] * py;
+  for (int64_t j = 0; j < k; ++j) {
+    const T dx = px - target[2 * j], dy = py - target[2 * j + 1];
+    const T u = rbf(dx * dx + dy * dy);
+    g.x += u * coef[2 * j];
+    g.y += u * coef[2 * j + 1];
+  }
+  return g;
+}
+
+}  // namespace tps_math
+}  // namespace fastpose
