@@ -23,7 +23,8 @@ from fastpose.metrics.fid import FID, FeatureStats, fid_from_features, frechet_d
 from fastpose.metrics.folder import (FolderReport, evaluate_batches, evaluate_folder,
                                      read_generated_folder)
 from fastpose.metrics.inception import InceptionV3, load_inception
-from fastpose.metrics.inception_score import InceptionScore, inception_score as inception_score_from_probs
+from fastpose.metrics.inception_score import InceptionScore
+from fastpose.metrics.inception_score import inception_score as inception_score_from_probs
 from fastpose.metrics.lpips import LPIPS, LPIPSMetric, load_lpips
 from fastpose.metrics.options import MetricOptions
 from fastpose.metrics.pckh import PCKh, head_size, pckh_counts
@@ -42,7 +43,7 @@ __all__ = [
     "MediaPipePose", "Metric", "MetricOptions", "MetricResult", "MetricUnavailable", "PCKh",
     "PoseEstimator", "ROW_LABELS", "SSIMMetric", "WeightsUnavailable", "blazepose_to_openpose18",
     "build_metric", "build_metrics", "evaluate_batches", "evaluate_folder", "fid_from_features",
-    "format_table", "frechet_distance", "get_pose_estimator", "head_size", "inception_score_from_probs",
-    "list_metrics", "load_inception", "load_lpips", "metric_info", "pckh_counts",
-    "read_generated_folder", "register_metric", "ssim_per_image",
+    "format_table", "frechet_distance", "get_pose_estimator", "head_size",
+    "inception_score_from_probs", "list_metrics", "load_inception", "load_lpips", "metric_info",
+    "pckh_counts", "read_generated_folder", "register_metric", "ssim_per_image",
 ]

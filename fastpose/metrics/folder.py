@@ -45,9 +45,12 @@ def _row_view(batch: EvalBatch, row: str) -> EvalBatch:
     raise ValueError(f"unknown row {row!r}; expected one of {ROWS}")
 
 
+Results = dict[str, dict[str, Union[MetricResult, str]]]  # row -> metric -> result or reason
+
+
 def evaluate_batches(batches: Iterable[EvalBatch], metrics: Sequence[str],
                      options: Optional[MetricOptions] = None, *,
-                     rows: Sequence[str] = ("method",)) -> dict[str, dict[str, Union[MetricResult, str]]]:
+                     rows: Sequence[str] = ("method",)) -> Results:
     """Run the named metrics over ``batches`` for each row.
 
     Rows: ``"method"`` scores ``batch.generated``; ``"copy_source"`` scores ``batch.source`` as
@@ -74,7 +77,7 @@ def evaluate_batches(batches: Iterable[EvalBatch], metrics: Sequence[str],
             view = _row_view(batch, row)
             for metric in per_row[row].values():
                 metric.update(view)
-    results: dict[str, dict[str, Union[MetricResult, str]]] = {}
+    results: Results = {}
     for row in rows:
         out: dict[str, Union[MetricResult, str]] = {}
         for name in dict.fromkeys(metrics):
@@ -208,12 +211,14 @@ class _PairImages(torch.utils.data.Dataset):
         if self.panel is not None:
             if img.shape[2] % w or img.shape[1] != h:
                 raise ValueError(f"{path}: a strip of {w}-pixel panels, {h} high, was expected "
-                                 f"(panel={self.panel}); the image is {img.shape[1]}x{img.shape[2]}")
+                                 f"(panel={self.panel}); the image is "
+                                 f"{img.shape[1]}x{img.shape[2]}")
             k = img.shape[2] // w
             i = self.panel % k
             img = img[:, :, i * w:(i + 1) * w]
         if tuple(img.shape[1:]) != (h, w):
-            hint = " (a strip? pass panel=-1)" if img.shape[2] % w == 0 and img.shape[1] == h else ""
+            strip = img.shape[2] % w == 0 and img.shape[1] == h
+            hint = " (a strip? pass panel=-1)" if strip else ""
             raise ValueError(f"{path}: generated image is {img.shape[1]}x{img.shape[2]}, the "
                              f"dataset's images are {h}x{w}{hint}")
         return img
@@ -234,7 +239,7 @@ def _collate(items: list[dict]) -> EvalBatch:
 
 @dataclass
 class FolderReport:
-    results: dict[str, dict[str, Union[MetricResult, str]]]  # row -> metric -> result / reason
+    results: Results  # row -> metric -> result, or why there is none
     dataset: str  # "market" or "deepfashion"
     pairs: int  # pairs scored
     missing: list[tuple[str, str]] = field(default_factory=list)  # test pairs without a file

@@ -215,7 +215,8 @@ class InceptionV3(nn.Module):
         return pool, logits
 
 
-WEIGHT_KEYS = {"fid": "fid_inception", "torchvision": "inception_v3"}  # variant -> weights.WEIGHTS key
+# variant -> key of its file in weights.WEIGHTS
+WEIGHT_KEYS = {"fid": "fid_inception", "torchvision": "inception_v3"}
 
 
 def load_inception(variant: str = "fid", path: Optional[PathLike] = None) -> InceptionV3:

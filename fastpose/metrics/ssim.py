@@ -96,7 +96,8 @@ class SSIMMetric(Metric):
     def __init__(self, *, masked: bool = False, data_range: Union[str, float] = "fixed",
                  white_border_width: int = 0, dtype: torch.dtype = torch.float64,
                  impl: str = "auto") -> None:
-        self.masked, self.data_range, self.white_border_width = masked, data_range, white_border_width
+        self.masked, self.data_range = masked, data_range
+        self.white_border_width = white_border_width
         self.dtype, self.impl = dtype, impl
         self.reset()
 
@@ -133,8 +134,9 @@ def _check_data_range(options: MetricOptions) -> str:
 @register_metric("ssim", higher_is_better=True,
                  description="SSIM on 0..255 images, Gaussian 11/1.5, population covariance")
 def _build_ssim(options: MetricOptions) -> Metric:
-    return SSIMMetric(data_range=_check_data_range(options), white_border_width=options.white_border,
-                      dtype=options.ssim_dtype, impl=options.impl)
+    return SSIMMetric(data_range=_check_data_range(options),
+                      white_border_width=options.white_border, dtype=options.ssim_dtype,
+                      impl=options.impl)
 
 
 @register_metric("mask_ssim", higher_is_better=True,

@@ -67,7 +67,8 @@ WEIGHTS: dict[str, WeightSpec] = {
         "torchvision's ImageNet VGG16 (LPIPS backbone)", "lpips_vgg"),
 }
 
-LPIPS_LIN_ENV = "FASTPOSE_LPIPS_DIR"  # a folder holding alex.pth / vgg.pth (the lpips wheel's weights/v0.1)
+# a folder holding alex.pth / vgg.pth (as the lpips wheel's weights/v0.1)
+LPIPS_LIN_ENV = "FASTPOSE_LPIPS_DIR"
 SKIP_HASH_ENV = "FASTPOSE_SKIP_HASH_CHECK"  # set to 1 to accept a file whose sha256 differs
 
 _verified: dict[tuple[str, int, int], str] = {}  # (path, size, mtime) -> sha256, per process

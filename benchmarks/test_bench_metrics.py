@@ -1,0 +1,68 @@
+"""Metric throughput on Market-sized pairs (128x64): SSIM, mask-SSIM and pSSIM, the target being
+12,000 pairs (the Market test set) in under a minute on CPU.
+
+Each case times one pass of ``evaluate_batches`` over ``PAIRS`` in-memory uint8 pairs with their
+target keypoints (masks are drawn from the keypoints, as when scoring a folder), batches of
+``BATCH``; the summary prints the projected time for 12,000 pairs. Image decoding is not included
+(PIL decodes a 128x64 JPEG in ~0.1 ms). Metrics missing from this build (pose masks, pSSIM) are
+skipped with the reason.
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from fastpose.metrics import EvalBatch, MetricOptions, build_metric, evaluate_batches
+from fastpose.metrics.weights import MetricUnavailable
+
+PAIRS = 1200  # a tenth of the Market test set
+BATCH = 100
+MARKET_TEST_PAIRS = 12_000
+CASES = {"ssim": ["ssim"], "mask_ssim": ["mask_ssim"], "pssim": ["pssim"],
+         "ssim+mask_ssim+pssim": ["ssim", "mask_ssim", "pssim"]}
+
+_RATES: dict[str, float] = {}
+
+
+def market_batches(n: int, batch: int) -> list[EvalBatch]:
+    g = torch.Generator().manual_seed(0)
+    out = []
+    for start in range(0, n, batch):
+        k = min(batch, n - start)
+        target = torch.randint(0, 256, (k, 3, 128, 64), dtype=torch.uint8, generator=g)
+        gen = (target.int() + torch.randint(-30, 31, target.shape, generator=g)).clamp(0, 255)
+        kp = torch.stack([torch.randint(10, 118, (k, 18), generator=g),
+                          torch.randint(5, 59, (k, 18), generator=g)], -1).float()
+        out.append(EvalBatch(gen.to(torch.uint8), target, target_keypoints=kp))
+    return out
+
+
+@pytest.mark.parametrize("impl", ["ext", "ref"])
+@pytest.mark.parametrize("case", list(CASES))
+def test_metrics_market_pairs(record, benchmark, case, impl):
+    names = CASES[case]
+    options = MetricOptions(impl=impl)
+    for name in names:
+        try:
+            build_metric(name, options)
+        except MetricUnavailable as exc:
+            pytest.skip(f"{name} is unavailable in this build: {exc}")
+    batches = market_batches(PAIRS, BATCH)
+
+    def run():
+        # fresh batches each round: the per-batch memo would otherwise keep the masks
+        evaluate_batches([EvalBatch(b.generated, b.target, target_keypoints=b.target_keypoints)
+                          for b in batches], names, options)
+
+    record("metrics", f"{PAIRS} Market pairs {case}", "cpu", "fwd", impl, run)
+    _RATES[f"{case} [{impl}]"] = PAIRS / benchmark.stats.stats.median
+
+
+def test_print_projection(request):
+    """Not a timing: prints the rates measured above in pairs/s and the projected time for the
+    12,000 Market test pairs."""
+    reporter = request.config.pluginmanager.get_plugin("terminalreporter")
+    for label, rate in _RATES.items():
+        reporter.write_line(f"metrics {label}: {rate:,.0f} pairs/s -> "
+                            f"{MARKET_TEST_PAIRS / rate:.1f} s for {MARKET_TEST_PAIRS:,} pairs")
