@@ -7,7 +7,8 @@ import pytest
 import torch
 
 import fastpose.pose
-from fastpose.metrics import (EvalBatch, MetricOptions, SSIMMetric, build_metric, ssim_per_image)
+from fastpose.metrics import (EvalBatch, MetricOptions, SSIMMetric, build_metric, ssim_per_image,
+                              to_uint8)
 from fastpose.metrics.batch import PART_MASK_FN, POSE_MASK_FN
 
 structural_similarity = pytest.importorskip("skimage.metrics").structural_similarity
@@ -95,6 +96,14 @@ def test_float_images_equal_uint8_images():
     a, _ = ssim_per_image(gen, ref)
     b, _ = ssim_per_image(gen.double() / 255, ref.double() / 255)
     torch.testing.assert_close(a, b, rtol=0, atol=1e-12)
+
+
+def test_to_uint8_quantises_like_saving_a_png():
+    x = torch.tensor([-1.5, -1.0, -0.002, 0.0, 0.5, 1.0, 2.0]).view(1, 1, 1, 7).expand(1, 3, 1, 7)
+    assert to_uint8(x)[0, 0, 0].tolist() == [0, 0, 127, 128, 191, 255, 255]
+    assert to_uint8(torch.full((1, 3, 1, 1), 0.5), (0, 1)).flatten().tolist() == [128] * 3
+    with pytest.raises(ValueError, match="value_range"):
+        to_uint8(x, (1, 1))
 
 
 def test_identical_images_score_one_and_constant_generated_falls_back():

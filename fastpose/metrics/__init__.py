@@ -18,7 +18,7 @@ metrics" and each module's docstring. torchvision is not needed.
 """
 
 from fastpose.metrics import fid, inception_score, lpips, pckh, pssim, ssim  # noqa: F401 (register)
-from fastpose.metrics.batch import EvalBatch
+from fastpose.metrics.batch import EvalBatch, to_uint8
 from fastpose.metrics.fid import FID, FeatureStats, fid_from_features, frechet_distance
 from fastpose.metrics.folder import (FolderReport, evaluate_batches, evaluate_folder,
                                      read_generated_folder)
@@ -45,5 +45,5 @@ __all__ = [
     "build_metric", "build_metrics", "evaluate_batches", "evaluate_folder", "fid_from_features",
     "format_table", "frechet_distance", "get_pose_estimator", "head_size",
     "inception_score_from_probs", "list_metrics", "load_inception", "load_lpips", "metric_info",
-    "pckh_counts", "read_generated_folder", "register_metric", "ssim_per_image",
+    "pckh_counts", "read_generated_folder", "register_metric", "ssim_per_image", "to_uint8",
 ]

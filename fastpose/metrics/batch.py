@@ -45,7 +45,7 @@ class EvalBatch:
         generated_keypoints: keypoints detected on ``generated`` ``[N, 18, 2]``; when absent,
             PCKh runs its pose estimator.
         target_mask: the target pose mask ``[N, 1, H, W]`` (0/1); when absent it is drawn from
-            ``target_keypoints`` with PATN's ``produce_ma_mask`` convention.
+            ``target_keypoints`` (:func:`pose_mask`).
         memo: cache shared by all metrics of this batch (pixels, masks, network outputs).
     """
 
@@ -106,10 +106,21 @@ def check_images(name: str, images: Tensor) -> None:
                          f"got {images.dtype}")
 
 
+def to_uint8(images: Tensor, value_range: tuple[float, float] = (-1.0, 1.0)) -> Tensor:
+    """Quantise model outputs in ``value_range`` (generators: [-1, 1]) to uint8 the way saving
+    them as PNG does (clamp, scale, round), so in-memory scores equal scores of saved files."""
+    lo, hi = value_range
+    if not hi > lo:
+        raise ValueError(f"value_range must be (low, high) with high > low, got {value_range}")
+    x = (images.detach().float() - lo) * (255.0 / (hi - lo))
+    return x.round_().clamp_(0, 255).to(torch.uint8)
+
+
 def pixels(images: Tensor, dtype: torch.dtype = torch.float64) -> Tensor:
-    """Images as 0..255 values in ``dtype`` (uint8 exactly; floats times 255, not rounded)."""
+    """Images as 0..255 values in ``dtype`` (uint8 exactly; floats times 255, not rounded), as a
+    new tensor the caller may modify in place."""
     if images.dtype == torch.uint8:
-        return images.to(dtype)
+        return images.to(dtype, copy=True)
     return images.to(dtype) * 255.0
 
 
@@ -130,7 +141,7 @@ def white_border(pix: Tensor, width: int) -> Tensor:
 
 def pose_mask(batch: EvalBatch) -> Tensor:
     """The target pose mask ``[N, 1, H, W]`` (float 0/1): ``batch.target_mask`` or drawn from
-    ``batch.target_keypoints`` with PATN's produce_ma_mask convention (``fastpose.pose``)."""
+    ``batch.target_keypoints`` by ``fastpose.pose.pose_mask_pg2`` (see :data:`POSE_MASK_FN`)."""
     if batch.target_mask is not None:
         return batch.target_mask.to(torch.float32)
     batch.require("mask metrics", "target_keypoints")
@@ -155,8 +166,11 @@ def part_masks(batch: EvalBatch) -> Tensor:
 
 # Names of the mask functions in fastpose.pose (written by the pose-encodings and part-SSIM
 # issues): keypoints [N, 18, 2] (y, x) and the image size (H, W) in, masks out. The pose mask is
-# PG2's / PATN's limb mask (23 limbs, radius 4, 5x5 closing) -> [N, 1, H, W]; the part masks are
-# the background + 10 Gaussian parts of the part-SSIM paper -> [N, 11, H, W].
+# the PG2/PATN limb mask (23 limbs, radius 4, 5x5 closing) -> [N, 1, H, W]. PATN's evaluation
+# (produce_ma_mask) draws each limb as an 8-pixel-wide polygon plus radius-4 joint disks where
+# PG2's mask chains radius-4 disks along it, so the two can differ at edge pixels (not
+# measured). The part masks are the background + 10 Gaussian parts of the part-SSIM paper ->
+# [N, 11, H, W].
 POSE_MASK_FN = "pose_mask_pg2"
 PART_MASK_FN = "part_masks"
 

@@ -13,9 +13,9 @@ the same quantity with the fused kernel (:func:`fastpose.ops.ssim`, window 11, v
   zero there, fastpose uses L = 255 for it and counts it in ``details["constant_generated"]``);
 * ``white_border=40``: 40 white columns added on both sides of both images first (PATN's
   DeepFashion ``addBounding``; it raises SSIM, see the README);
-* mask-SSIM multiplies **both** images by the target pose mask (PATN's ``produce_ma_mask``:
-  23 limbs, radius 4, 5x5 closing) before SSIM; with ``data_range="generated"`` L then comes
-  from the masked generated image, as in the script.
+* mask-SSIM multiplies **both** images by the target pose mask (23 limbs, radius 4, 5x5
+  closing; :func:`fastpose.metrics.batch.pose_mask`) before SSIM; with
+  ``data_range="generated"`` L then comes from the masked generated image, as in the script.
 
 PG2's own ``score.py`` used scikit-image's default uniform 7x7 window instead; fastpose does not
 reproduce that variant (the later papers all use the Gaussian one).
@@ -61,33 +61,29 @@ def ssim_per_image(
         (``[N]`` SSIM values in ``dtype``, number of images whose generated range was 0 and got
         L = 255 instead).
     """
-    x, y = pixels(generated, dtype), pixels(target, dtype)
+    x, y = pixels(generated, dtype), pixels(target, dtype)  # fresh tensors: edited in place below
     if mask is not None:
         m = mask.to(dtype)
-        x, y = x * m, y * m
+        x.mul_(m)
+        y.mul_(m)
     x, y = white_border(x, white_border_width), white_border(y, white_border_width)
-    n = x.shape[0]
-    constant = 0
-    if isinstance(data_range, str):
-        if data_range not in DATA_RANGES:
-            raise ValueError(f"data_range must be one of {DATA_RANGES} or a number, "
-                             f"got {data_range!r}")
-        if data_range == "fixed":
-            scale = x.new_full((n,), 255.0)
-        else:
-            flat = x.reshape(n, -1)
-            scale = flat.amax(1) - flat.amin(1)
-            zero = scale <= 0
-            constant = int(zero.sum())
-            scale = torch.where(zero, torch.full_like(scale, 255.0), scale)
-    else:
-        if not data_range > 0:
+    if isinstance(data_range, str) and data_range not in DATA_RANGES:
+        raise ValueError(f"data_range must be one of {DATA_RANGES} or a number, got {data_range!r}")
+    if data_range != "generated":
+        value = 255.0 if data_range == "fixed" else float(data_range)
+        if not value > 0:
             raise ValueError(f"data_range must be positive, got {data_range}")
-        scale = x.new_full((n,), float(data_range))
-    # SSIM with range L on (x, y) equals SSIM with range 1 on (x / L, y / L): C1, C2 scale with
-    # L^2 like the moments, so per-image ranges become one batched call.
-    s = scale.view(n, 1, 1, 1)
-    return ssim(x / s, y / s, data_range=1.0, reduction="per_image", impl=impl), constant
+        return ssim(x, y, data_range=value, reduction="per_image", impl=impl), 0
+    # per-image ranges: SSIM with range L on (x, y) equals SSIM with range 1 on (x / L, y / L)
+    # (C1, C2 scale with L^2 like the moments), so they become one batched call
+    n = x.shape[0]
+    flat = x.reshape(n, -1)
+    scale = flat.amax(1) - flat.amin(1)
+    zero = scale <= 0
+    scale = torch.where(zero, torch.full_like(scale, 255.0), scale).view(n, 1, 1, 1)
+    x.div_(scale)
+    y.div_(scale)
+    return ssim(x, y, data_range=1.0, reduction="per_image", impl=impl), int(zero.sum())
 
 
 class SSIMMetric(Metric):
