@@ -1,11 +1,11 @@
 """Metric throughput on Market-sized pairs (128x64): SSIM, mask-SSIM and pSSIM, the target being
 12,000 pairs (the Market test set) in under a minute on CPU.
 
-Each case times one pass of ``evaluate_batches`` over ``PAIRS`` in-memory uint8 pairs with their
-target keypoints (masks are drawn from the keypoints, as when scoring a folder), batches of
-``BATCH``; the summary prints the projected time for 12,000 pairs. Image decoding is not included
-(PIL decodes a 128x64 JPEG in ~0.1 ms). Metrics missing from this build (pose masks, pSSIM) are
-skipped with the reason.
+Each case times one pass of ``evaluate_batches`` over ``PAIRS`` = 600 in-memory uint8 pairs with
+their target keypoints (masks are drawn from the keypoints, as when scoring a folder), batches of
+``BATCH``: the time for the 12,000 Market test pairs is 20x the median. Image decoding is not
+included (PIL decodes a 128x64 JPEG in ~0.1 ms). Metrics missing from this build (pose masks,
+pSSIM) are skipped with the reason. ``impl`` is that of the SSIM / part-statistics ops.
 """
 
 from __future__ import annotations
@@ -21,8 +21,6 @@ BATCH = 100
 MARKET_TEST_PAIRS = 12_000
 CASES = {"ssim": ["ssim"], "mask_ssim": ["mask_ssim"], "pssim": ["pssim"],
          "ssim+mask_ssim+pssim": ["ssim", "mask_ssim", "pssim"]}
-
-_RATES: dict[str, float] = {}
 
 
 # A standing Market person (y, x) in a 128x64 image, OpenPose-18 order; poses are jittered copies
@@ -48,7 +46,7 @@ def market_batches(n: int, batch: int) -> list[EvalBatch]:
 
 @pytest.mark.parametrize("impl", ["ext", "ref"])
 @pytest.mark.parametrize("case", list(CASES))
-def test_metrics_market_pairs(record, benchmark, case, impl):
+def test_metrics_market_pairs(record, case, impl):
     names = CASES[case]
     options = MetricOptions(impl=impl)
     for name in names:
@@ -64,13 +62,3 @@ def test_metrics_market_pairs(record, benchmark, case, impl):
                           for b in batches], names, options)
 
     record("metrics", f"{PAIRS} Market pairs {case}", "cpu", "fwd", impl, run)
-    _RATES[f"{case} [{impl}]"] = PAIRS / benchmark.stats.stats.median
-
-
-def test_print_projection(request):
-    """Not a timing: prints the rates measured above in pairs/s and the projected time for the
-    12,000 Market test pairs."""
-    reporter = request.config.pluginmanager.get_plugin("terminalreporter")
-    for label, rate in _RATES.items():
-        reporter.write_line(f"metrics {label}: {rate:,.0f} pairs/s -> "
-                            f"{MARKET_TEST_PAIRS / rate:.1f} s for {MARKET_TEST_PAIRS:,} pairs")
