@@ -1,0 +1,179 @@
+"""Datasets of a run: ``--data synthetic | market:DIR | deepfashion:DIR`` -> train/test pair
+datasets with the pose encodings the model needs, an optional resize, and the loop's sampler."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Iterator, Optional, Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+from torch.utils.data import Dataset, DistributedSampler
+
+from fastpose.data.layout import PRESET_PREFIX, Layout
+
+
+@dataclass
+class DataBundle:
+    """The datasets of a run."""
+    train: Dataset  # training pairs (sample dicts, see fastpose.models.base)
+    test: Dataset  # held-out pairs: sample grids and final metrics
+    image_size: tuple[int, int]  # (H, W) of the images the model sees
+    kind: str  # synthetic | market | deepfashion
+
+
+class DataError(ValueError):
+    """A dataset folder is missing or incomplete."""
+
+
+def check_dataset_folder(root: str | Path, kind: str) -> Layout:
+    """Verify that ``root`` has the PATN layout of ``kind``; the error lists what is missing."""
+    layout = Layout.for_preset(root, kind)
+    if not Path(root).is_dir():
+        raise DataError(f"{kind} data folder {root} does not exist (see the README section "
+                        f"'Training on Market-1501 / DeepFashion' for the files to prepare)")
+    missing = [str(p) for split in ("train", "test")
+               for p in (layout.images(split), layout.annotations(split), layout.pairs(split))
+               if not p.exists()]
+    if missing:
+        raise DataError(f"{kind} data folder {root} is incomplete; missing:\n  " + "\n  ".join(missing)
+                        + f"\n(expected PATN's layout with CSV prefix {PRESET_PREFIX[kind]!r}; "
+                          f"see the README)")
+    return layout
+
+
+class Resized(Dataset):
+    """Resize every image-like tensor of a sample dict to ``size`` and scale the keypoints.
+
+    Images (``*_image``) use antialiased bilinear resampling; encodings use area averaging
+    (so binary masks become soft at the borders); keypoints are scaled, missing ones kept at -1.
+    """
+
+    def __init__(self, base: Dataset, size: tuple[int, int]) -> None:
+        self.base, self.size = base, tuple(size)
+
+    def __len__(self) -> int:
+        return len(self.base)
+
+    def __getitem__(self, i: int) -> dict:
+        s = dict(self.base[i])
+        h0 = w0 = None
+        for k, v in s.items():
+            if not isinstance(v, Tensor) or v.dim() < 2 or k.endswith("keypoints"):
+                continue
+            if v.is_floating_point() and v.dim() in (2, 3):
+                x = v.unsqueeze(0) if v.dim() == 3 else v[None, None]
+                h0, w0 = x.shape[-2:]
+                if k.endswith("image"):
+                    x = F.interpolate(x, size=self.size, mode="bilinear", antialias=True,
+                                      align_corners=False)
+                else:
+                    x = F.interpolate(x, size=self.size, mode="area")
+                s[k] = x[0] if v.dim() == 3 else x[0, 0]
+            elif v.dim() == 2:  # integer label maps (parsing): nearest
+                s[k] = F.interpolate(v[None, None].float(), size=self.size, mode="nearest")[0, 0].to(v.dtype)
+        if h0 is not None:
+            scale = torch.tensor([self.size[0] / h0, self.size[1] / w0])
+            for k in ("source_keypoints", "target_keypoints"):
+                if k in s:
+                    kp = s[k].float()
+                    s[k] = torch.where(kp < 0, kp, kp * scale)
+        return s
+
+
+# --- builders per data kind ---------------------------------------------------------------------
+
+Builder = Callable[[str, Optional[str], Sequence[str], dict], tuple[Dataset, Dataset]]
+DATA_BUILDERS: dict[str, Builder] = {}
+
+
+def register_data(kind: str) -> Callable[[Builder], Builder]:
+    def deco(fn: Builder) -> Builder:
+        DATA_BUILDERS[kind] = fn
+        return fn
+    return deco
+
+
+def _pair_datasets(root: str | Path, preset: str, encodings: Sequence[str]) -> tuple[Dataset, Dataset]:
+    from fastpose.data import PairDataset  # the data issue's reader
+    return (PairDataset(root, split="train", preset=preset, encodings=tuple(encodings)),
+            PairDataset(root, split="test", preset=preset, encodings=tuple(encodings)))
+
+
+@register_data("synthetic")
+def _synthetic(kind, root, encodings, opts):
+    from fastpose.data.synthetic import ensure_synthetic
+    folder = ensure_synthetic(preset=opts.get("synthetic_preset", "market"))
+    return _pair_datasets(folder, opts.get("synthetic_preset", "market"), encodings)
+
+
+@register_data("market")
+@register_data("deepfashion")
+def _real(kind, root, encodings, opts):
+    check_dataset_folder(root, kind)
+    return _pair_datasets(root, kind, encodings)
+
+
+def build_data(kind: str, root: Optional[str], encodings: Sequence[str], image_size=(0, 0),
+               **opts) -> DataBundle:
+    """The train/test datasets of ``kind`` with ``encodings``, resized when ``image_size`` is set."""
+    if kind not in DATA_BUILDERS:
+        raise DataError(f"unknown data kind {kind!r}; expected one of {sorted(DATA_BUILDERS)}")
+    train, test = DATA_BUILDERS[kind](kind, root, encodings, opts)
+    if len(train) == 0 or len(test) == 0:
+        raise DataError(f"{kind} data has {len(train)} training and {len(test)} test pairs")
+    native = tuple(train[0]["source_image"].shape[-2:])
+    size = native
+    if image_size and all(image_size) and tuple(image_size) != native:
+        size = tuple(image_size)
+        train, test = Resized(train, size), Resized(test, size)
+    return DataBundle(train, test, size, kind)
+
+
+class ResumableSampler(DistributedSampler):
+    """DistributedSampler (also for one process) whose position inside an epoch can be restored:
+    the permutation of epoch e is a function of (seed, e) only, and ``set_position(e, k)`` skips
+    the first k batches of this rank's share, so a resumed run sees the same batches."""
+
+    def __init__(self, dataset: Dataset, batch_size: int, rank: int, world_size: int, seed: int) -> None:
+        super().__init__(dataset, num_replicas=world_size, rank=rank, shuffle=True, seed=seed,
+                         drop_last=True)
+        self.batch_size = batch_size
+        self.offset = 0  # batches of the current epoch already consumed
+
+    @property
+    def batches_per_epoch(self) -> int:
+        return self.num_samples // self.batch_size
+
+    def set_position(self, epoch: int, offset: int) -> None:
+        self.set_epoch(epoch)
+        self.offset = offset
+
+    def __iter__(self) -> Iterator[int]:
+        idx = list(super().__iter__())
+        n = self.batches_per_epoch * self.batch_size
+        return iter(idx[self.offset * self.batch_size: n])
+
+    def __len__(self) -> int:
+        return max(0, self.batches_per_epoch - self.offset) * self.batch_size
+
+
+def collate(samples: list[dict]) -> dict:
+    """Stack tensors; keep other values (names) as lists."""
+    out = {}
+    for k in samples[0]:
+        vals = [s[k] for s in samples]
+        out[k] = torch.stack(vals) if isinstance(vals[0], Tensor) else vals
+    return out
+
+
+def first_pairs(ds: Dataset, n: int) -> dict:
+    """A batch of the first ``n`` samples (the fixed sample-grid pairs)."""
+    return collate([ds[i] for i in range(min(n, len(ds)))])
+
+
+def num_batches(n: int, bs: int) -> int:
+    return math.ceil(n / bs)
