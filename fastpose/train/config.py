@@ -66,10 +66,11 @@ _INTERNAL = {"model_cfg", "notes"}
 
 
 def check_data_spec(spec: str) -> None:
+    from fastpose.train.data import DATA_BUILDERS  # kinds registered with @register_data
     kind = spec.split(":", 1)[0]
-    if kind not in DATA_KINDS:
+    if kind not in DATA_KINDS and kind not in DATA_BUILDERS:
         raise ValueError(f"--data must be synthetic, market:DIR or deepfashion:DIR, got {spec!r}")
-    if kind != "synthetic" and (":" not in spec or not spec.split(":", 1)[1]):
+    if kind in ("market", "deepfashion") and (":" not in spec or not spec.split(":", 1)[1]):
         raise ValueError(f"--data {kind} needs a folder: --data {kind}:DIR")
 
 
