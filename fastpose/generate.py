@@ -69,6 +69,11 @@ def parse_keypoints(spec: str) -> Tensor:
             return _from_json(json.loads(text), str(p))
         except json.JSONDecodeError as exc:
             raise KeypointError(f"{p} is not JSON ({exc})") from exc
+    if spec.lstrip().startswith(("[", "{")):
+        try:
+            return _from_json(json.loads(spec), "inline keypoints")
+        except json.JSONDecodeError as exc:
+            raise KeypointError(f"inline keypoints are not valid JSON ({exc})") from exc
     if ":" in spec:
         path, name = spec.rsplit(":", 1)
         if Path(path).is_file():
@@ -79,11 +84,7 @@ def parse_keypoints(spec: str) -> Tensor:
             raise KeypointError(f"{path} has no row for image {name!r}")
         if spec.count(":") == 2 and "[" in spec:
             return _csv_row(spec, "annotation row")
-    try:
-        return _from_json(json.loads(spec), "inline keypoints")
-    except json.JSONDecodeError:
-        raise KeypointError(f"{spec!r} is neither a JSON file, inline JSON, CSV:NAME nor an annotation "
-                            f"row") from None
+    raise KeypointError(f"{spec!r} is neither a JSON file, inline JSON, CSV:NAME nor an annotation row")
 
 
 def load_image(path: str | Path, size: tuple[int, int]) -> tuple[Tensor, tuple[int, int]]:

@@ -69,3 +69,22 @@ def tiny_pg2_config(tmp_path, **over):
                               lr=1e-3, device="cpu"))
     apply_overrides(cfg, over)
     return cfg
+
+
+def tiny_encode(name: str, keypoints: torch.Tensor, size) -> torch.Tensor:
+    """The encodings of TinyPairs for one pose (what fastpose.pose computes for real data)."""
+    if name == "disks":
+        return _disks(keypoints, size, 2.0)
+    if name == "pose_mask_pg2":
+        return _disks(keypoints, size, 3.0).amax(0, keepdim=True)
+    raise KeyError(name)
+
+
+def _tiny_builder(kind, root, encodings, opts):
+    return TinyPairs(24, 1), TinyPairs(6, 2)
+
+
+# `--data tiny` in the command-line tests.
+from fastpose.train.data import register_data  # noqa: E402
+
+register_data("tiny")(_tiny_builder)
