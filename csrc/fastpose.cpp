@@ -39,6 +39,14 @@ TORCH_LIBRARY(fastpose, m) {
   m.def(
       "ssim_backward(Tensor grad, Tensor x, Tensor y, Tensor dmaps, int window, float sigma, "
       "bool same_padding) -> (Tensor, Tensor)");
+  // Mask-weighted moments per part: stats [N, K, C, 5] = (mu_x, mu_y, var_x, var_y, cov) with
+  // w = m / (sum m + eps), and the mask sums [N, K]; both in the accumulation dtype.
+  m.def("part_stats(Tensor x, Tensor y, Tensor m, float eps) -> (Tensor, Tensor)");
+  // Gradients to x, y and m; each is an empty tensor unless its need_*_grad is set.
+  m.def(
+      "part_stats_backward(Tensor grad_stats, Tensor grad_msum, Tensor x, Tensor y, Tensor m, "
+      "Tensor stats, Tensor msum, float eps, bool need_x_grad, bool need_y_grad, "
+      "bool need_m_grad) -> (Tensor, Tensor, Tensor)");
 }
 
 // Importing fastpose._C runs the static initialisers above; the module itself is empty.

@@ -19,3 +19,9 @@ __all__ += ["DISTANCE_MAP_LIMBS", "ENCODINGS", "ENCODING_CHANNELS", "HEAD_POLYGO
             "crop_keypoints", "disks", "distance_maps", "encode", "get_encoding", "heatmaps",
             "hflip", "hflip_image", "hflip_keypoints", "hflip_parsing", "list_encodings", "peaks",
             "pose_mask_pg2", "pose_mask_potgan", "register_encoding", "resize_keypoints"]
+
+from fastpose.pose.part_masks import (NUM_PARTS, PART_JOINTS, PART_NAMES, PartMaskConfig,
+                                      part_gaussians, part_masks)
+
+__all__ += ["NUM_PARTS", "PART_JOINTS", "PART_NAMES", "PartMaskConfig", "part_gaussians",
+            "part_masks"]
