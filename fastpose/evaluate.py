@@ -13,7 +13,9 @@ Conventions (the papers' evaluation code):
 - ``mask_ssim``: the same on both images multiplied by the target pose mask (PG2's mask: limbs +
   joint disks + closing).
 - ``pssim``: part-based SSIM of Shi et al. (equation (9)) on [0, 1] images with the target pose's
-  10 Gaussian part masks + background, window 7, sigma 0.8.
+  10 Gaussian part masks + background (computed from the target keypoints), window 7, sigma 0.8;
+  an empty part scores 1 and stays in the mean, as in the published ``getPartSSIM.py``
+  (``--pssim-empty exclude`` averages over visible parts only).
 """
 
 from __future__ import annotations
@@ -32,7 +34,6 @@ from torch.utils.data import DataLoader, Dataset, Subset
 from fastpose.ops import ssim
 
 MASK_ENCODING = "pose_mask_pg2"  # mask-SSIM's target pose mask
-PART_ENCODING = "part_masks"  # pSSIM's 10 part masks + background
 
 
 @dataclass(frozen=True)
@@ -61,9 +62,6 @@ def available_metrics(names: Sequence[str]) -> tuple[str, ...]:
     return tuple(n for n in names if n in METRICS and METRICS[n].available())
 
 
-def _has_pssim() -> bool:
-    import fastpose.losses as losses
-    return hasattr(losses, "pssim")
 
 
 def to_uint8_range(x: Tensor) -> Tensor:
@@ -92,14 +90,17 @@ def _mask_ssim_metric(fake: Tensor, batch: dict, opts: dict) -> Tensor:
     return _paper_ssim(to_uint8_range(fake) * m, to_uint8_range(batch["target_image"]) * m, opts)
 
 
-@register_metric("pssim", encodings=(PART_ENCODING,), available=_has_pssim)
+@register_metric("pssim")
 def _pssim_metric(fake: Tensor, batch: dict, opts: dict) -> Tensor:
-    from fastpose.losses import pssim  # part-SSIM (the pSSIM issue)
-    x = to_uint8_range(fake) / 255.0
-    y = to_uint8_range(batch["target_image"]) / 255.0
-    parts = batch[f"target_{PART_ENCODING}"].double()
-    return torch.stack([pssim(x[i:i + 1], y[i:i + 1], parts[i:i + 1], impl=opts.get("impl", "auto"))
-                        .reshape(()) for i in range(x.shape[0])])
+    from fastpose.losses import PSSIMConfig, pssim
+    from fastpose.pose import part_masks
+    x = to_uint8_range(fake).float() / 255.0
+    y = to_uint8_range(batch["target_image"]).float() / 255.0
+    # The published metric scores an empty part (missing joint) as 1 and keeps it in the mean.
+    empty = opts.get("pssim_empty", "one")
+    masks = part_masks(batch["target_keypoints"].float(), tuple(x.shape[-2:]))
+    return pssim(x, y, masks, config=PSSIMConfig(empty=empty, reduction="per_image"),
+                 impl=opts.get("impl", "auto")).double()
 
 
 def list_metrics() -> list[str]:
@@ -117,7 +118,7 @@ def metric_encodings(names: Sequence[str]) -> tuple[str, ...]:
 def evaluate_model(model, dataset: Dataset, metrics: Sequence[str] = ("ssim", "mask_ssim", "pssim"),
                    pairs: int = 0, batch_size: int = 32, device: torch.device | str = "cpu",
                    impl: str = "auto", ssim_range: str = "fixed", baseline: bool = True,
-                   progress: bool = False) -> dict:
+                   progress: bool = False, pssim_empty: str = "one") -> dict:
     """Mean of each metric over the first ``pairs`` test pairs (0 = all), for the model and for
     the copy-the-source baseline. Returns ``{"model": {...}, "copy_source": {...}, "pairs": n}``."""
     from fastpose.train.data import collate
@@ -125,7 +126,7 @@ def evaluate_model(model, dataset: Dataset, metrics: Sequence[str] = ("ssim", "m
     if pairs and pairs < len(dataset):
         dataset = Subset(dataset, range(pairs))
     loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, collate_fn=collate)
-    opts = {"impl": impl, "ssim_range": ssim_range}
+    opts = {"impl": impl, "ssim_range": ssim_range, "pssim_empty": pssim_empty}
     sums = {"model": {m: 0.0 for m in metrics}, "copy_source": {m: 0.0 for m in metrics}}
     n = 0
     was_training = model.training
@@ -176,6 +177,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     p.add_argument("--impl", default="auto", choices=("auto", "ext", "ref"))
     p.add_argument("--ssim-range", default="fixed", choices=("fixed", "generated"),
                    help="SSIM data_range: 255 (fixed) or the generated image's max-min (PATN's script)")
+    p.add_argument("--pssim-empty", default="one", choices=("one", "exclude"),
+                   help="pSSIM's empty parts: scored 1 as published, or excluded")
     p.add_argument("--json", default=None, help="output JSON (default: <run>/eval.json)")
     args = p.parse_args(argv)
 
@@ -192,7 +195,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         return 2
     device = next(model.parameters()).device
     result = evaluate_model(model, bundle.test, metrics, args.pairs, args.batch_size, device,
-                            args.impl, args.ssim_range, progress=True)
+                            args.impl, args.ssim_range, progress=True, pssim_empty=args.pssim_empty)
     result.update(checkpoint=ckpt["path"], step=ckpt["step"], model_name=cfg.model, data=cfg.data)
     print(format_table(result))
     out = Path(args.json) if args.json else Path(ckpt["path"]).parent.parent / "eval.json"

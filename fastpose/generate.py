@@ -109,13 +109,13 @@ def scale_keypoints(kp: Tensor, orig: tuple[int, int], size: tuple[int, int]) ->
 def make_sample(source: Tensor, source_kp: Tensor, target_kp: Tensor, encodings: Sequence[str]) -> dict:
     """A batch of one pair with the encodings a model needs (the target image is unknown: the
     source stands in for it, models never read it in ``generate``)."""
-    from fastpose.pose import encode_pose
+    from fastpose.pose import encode
     size = tuple(source.shape[-2:])
     sample = {"source_image": source, "target_image": source.clone(),
               "source_keypoints": source_kp, "target_keypoints": target_kp}
-    for enc in encodings:
-        sample[f"source_{enc}"] = encode_pose(enc, source_kp, size)
-        sample[f"target_{enc}"] = encode_pose(enc, target_kp, size)
+    for side, kp in (("source", source_kp), ("target", target_kp)):
+        for name, value in encode(kp, tuple(encodings), size).items():
+            sample[f"{side}_{name}"] = value
     return {k: v.unsqueeze(0) for k, v in sample.items()}
 
 

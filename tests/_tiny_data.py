@@ -71,15 +71,6 @@ def tiny_pg2_config(tmp_path, **over):
     return cfg
 
 
-def tiny_encode(name: str, keypoints: torch.Tensor, size) -> torch.Tensor:
-    """The encodings of TinyPairs for one pose (what fastpose.pose computes for real data)."""
-    if name == "disks":
-        return _disks(keypoints, size, 2.0)
-    if name == "pose_mask_pg2":
-        return _disks(keypoints, size, 3.0).amax(0, keepdim=True)
-    raise KeyError(name)
-
-
 def _tiny_builder(kind, root, encodings, opts):
     return TinyPairs(24, 1), TinyPairs(6, 2)
 

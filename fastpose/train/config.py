@@ -38,6 +38,7 @@ class TrainConfig:
     image_h: int = 0  # resize the dataset's images to this height (0 = native size)
     image_w: int = 0  # resize width (0 = native size)
     synthetic_preset: str = "market"  # synthetic generator preset (look: market-like or fashion-like)
+    flip_prob: float = 0.0  # probability of mirroring a training pair (left-right flip augmentation)
     log_every: int = 10  # steps between CSV/TensorBoard log rows
     sample_every: int = 1000  # steps between sample grids (0 = only at the end)
     checkpoint_every: int = 2000  # steps between checkpoints (0 = only at the end)

@@ -1,5 +1,6 @@
-"""Datasets of a run: ``--data synthetic | market:DIR | deepfashion:DIR`` -> train/test pair
-datasets with the pose encodings the model needs, an optional resize, and the loop's sampler."""
+"""Datasets of a run: ``--data synthetic | market:DIR | deepfashion:DIR`` -> train/test
+:class:`fastpose.data.PairDataset` with the pose encodings the model needs (optionally resized,
+with flips for training), and the loop's resumable sampler."""
 
 from __future__ import annotations
 
@@ -9,10 +10,10 @@ from pathlib import Path
 from typing import Callable, Iterator, Optional, Sequence
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 from torch.utils.data import Dataset, DistributedSampler
 
+from fastpose.data.errors import DataError
 from fastpose.data.layout import PRESET_PREFIX, Layout
 
 
@@ -25,12 +26,8 @@ class DataBundle:
     kind: str  # synthetic | market | deepfashion
 
 
-class DataError(ValueError):
-    """A dataset folder is missing or incomplete."""
-
-
 def check_dataset_folder(root: str | Path, kind: str) -> Layout:
-    """Verify that ``root`` has the PATN layout of ``kind``; the error lists what is missing."""
+    """Verify that ``root`` has the PATN layout of ``kind``; the error lists every missing path."""
     layout = Layout.for_preset(root, kind)
     if not Path(root).is_dir():
         raise DataError(f"{kind} data folder {root} does not exist (see the README section "
@@ -43,45 +40,6 @@ def check_dataset_folder(root: str | Path, kind: str) -> Layout:
                         + f"\n(expected PATN's layout with CSV prefix {PRESET_PREFIX[kind]!r}; "
                           f"see the README)")
     return layout
-
-
-class Resized(Dataset):
-    """Resize every image-like tensor of a sample dict to ``size`` and scale the keypoints.
-
-    Images (``*_image``) use antialiased bilinear resampling; encodings use area averaging
-    (so binary masks become soft at the borders); keypoints are scaled, missing ones kept at -1.
-    """
-
-    def __init__(self, base: Dataset, size: tuple[int, int]) -> None:
-        self.base, self.size = base, tuple(size)
-
-    def __len__(self) -> int:
-        return len(self.base)
-
-    def __getitem__(self, i: int) -> dict:
-        s = dict(self.base[i])
-        h0 = w0 = None
-        for k, v in s.items():
-            if not isinstance(v, Tensor) or v.dim() < 2 or k.endswith("keypoints"):
-                continue
-            if v.is_floating_point() and v.dim() in (2, 3):
-                x = v.unsqueeze(0) if v.dim() == 3 else v[None, None]
-                h0, w0 = x.shape[-2:]
-                if k.endswith("image"):
-                    x = F.interpolate(x, size=self.size, mode="bilinear", antialias=True,
-                                      align_corners=False)
-                else:
-                    x = F.interpolate(x, size=self.size, mode="area")
-                s[k] = x[0] if v.dim() == 3 else x[0, 0]
-            elif v.dim() == 2:  # integer label maps (parsing): nearest
-                s[k] = F.interpolate(v[None, None].float(), size=self.size, mode="nearest")[0, 0].to(v.dtype)
-        if h0 is not None:
-            scale = torch.tensor([self.size[0] / h0, self.size[1] / w0])
-            for k in ("source_keypoints", "target_keypoints"):
-                if k in s:
-                    kp = s[k].float()
-                    s[k] = torch.where(kp < 0, kp, kp * scale)
-        return s
 
 
 # --- builders per data kind ---------------------------------------------------------------------
@@ -97,39 +55,42 @@ def register_data(kind: str) -> Callable[[Builder], Builder]:
     return deco
 
 
-def _pair_datasets(root: str | Path, preset: str, encodings: Sequence[str]) -> tuple[Dataset, Dataset]:
-    from fastpose.data import PairDataset  # the data issue's reader
-    return (PairDataset(root, split="train", preset=preset, encodings=tuple(encodings)),
-            PairDataset(root, split="test", preset=preset, encodings=tuple(encodings)))
+def _pair_datasets(root: str | Path, preset: str, encodings: Sequence[str], opts: dict) -> tuple[Dataset, Dataset]:
+    from fastpose.data import PairDataset
+    size = opts.get("image_size")
+    size = tuple(size) if size and all(size) else None
+    common = dict(preset=preset, encodings=tuple(encodings), image_size=size)
+    return (PairDataset(root, split="train", flip_prob=opts.get("flip_prob", 0.0), **common),
+            PairDataset(root, split="test", **common))
 
 
 @register_data("synthetic")
 def _synthetic(kind, root, encodings, opts):
     from fastpose.data.synthetic import ensure_synthetic
-    folder = ensure_synthetic(preset=opts.get("synthetic_preset", "market"))
-    return _pair_datasets(folder, opts.get("synthetic_preset", "market"), encodings)
+    preset = opts.get("synthetic_preset", "market")
+    folder = ensure_synthetic(preset=preset, progress=opts.get("progress", True))
+    return _pair_datasets(folder, preset, encodings, opts)
 
 
 @register_data("market")
 @register_data("deepfashion")
 def _real(kind, root, encodings, opts):
     check_dataset_folder(root, kind)
-    return _pair_datasets(root, kind, encodings)
+    return _pair_datasets(root, kind, encodings, opts)
 
 
 def build_data(kind: str, root: Optional[str], encodings: Sequence[str], image_size=(0, 0),
                **opts) -> DataBundle:
-    """The train/test datasets of ``kind`` with ``encodings``, resized when ``image_size`` is set."""
+    """The train/test datasets of ``kind`` with ``encodings``, at ``image_size`` when set.
+
+    ``opts``: ``flip_prob`` (training pairs), ``synthetic_preset``, ``progress``.
+    """
     if kind not in DATA_BUILDERS:
         raise DataError(f"unknown data kind {kind!r}; expected one of {sorted(DATA_BUILDERS)}")
-    train, test = DATA_BUILDERS[kind](kind, root, encodings, opts)
+    train, test = DATA_BUILDERS[kind](kind, root, encodings, {**opts, "image_size": image_size})
     if len(train) == 0 or len(test) == 0:
         raise DataError(f"{kind} data has {len(train)} training and {len(test)} test pairs")
-    native = tuple(train[0]["source_image"].shape[-2:])
-    size = native
-    if image_size and all(image_size) and tuple(image_size) != native:
-        size = tuple(image_size)
-        train, test = Resized(train, size), Resized(test, size)
+    size = tuple(train[0]["source_image"].shape[-2:])
     return DataBundle(train, test, size, kind)
 
 

@@ -94,7 +94,14 @@ class Trainer:
 
         # Data, then the model: identical initial weights on every rank (seed without the rank).
         seed_everything(cfg.seed)
-        self.data = data if data is not None else self._build_data()
+        if data is None:
+            # Rank 0 first: it may generate the synthetic set; the others then read the cache.
+            if not self.main:
+                D.barrier()
+            data = self._build_data()
+            if self.main:
+                D.barrier()
+        self.data = data
         self.model = build_model(cfg, self.data.image_size, feature_net=self._feature_net)
         self.model.to(device)
         self.opts, self.scheds = self.model.configure_optimizers()
@@ -138,7 +145,8 @@ class Trainer:
         enc = get_model(self.cfg.model).encodings_for(self.cfg.model_cfg)
         enc = tuple(dict.fromkeys(enc + metric_encodings(self._metrics())))
         return build_data(self.cfg.data_kind, self.cfg.data_dir, enc, (self.cfg.image_h, self.cfg.image_w),
-                          synthetic_preset=self.cfg.synthetic_preset)
+                          synthetic_preset=self.cfg.synthetic_preset, flip_prob=self.cfg.flip_prob,
+                          progress=self.progress and self.main)
 
     def _metrics(self) -> tuple[str, ...]:
         from fastpose.evaluate import available_metrics
