@@ -119,12 +119,13 @@ def evaluate_model(model, dataset: Dataset, metrics: Sequence[str] = ("ssim", "m
                    pairs: int = 0, batch_size: int = 32, device: torch.device | str = "cpu",
                    impl: str = "auto", ssim_range: str = "fixed", baseline: bool = True,
                    progress: bool = False, pssim_empty: str = "one") -> dict:
-    """Mean of each metric over the first ``pairs`` test pairs (0 = all), for the model and for
-    the copy-the-source baseline. Returns ``{"model": {...}, "copy_source": {...}, "pairs": n}``."""
-    from fastpose.train.data import collate
+    """Mean of each metric over ``pairs`` test pairs spread evenly over the test set (0 = all),
+    for the model and for the copy-the-source baseline.
+    Returns ``{"model": {...}, "copy_source": {...}, "pairs": n}``."""
+    from fastpose.train.data import collate, spread_indices
     metric_encodings(metrics)
     if pairs and pairs < len(dataset):
-        dataset = Subset(dataset, range(pairs))
+        dataset = Subset(dataset, spread_indices(len(dataset), pairs))
     loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, collate_fn=collate)
     opts = {"impl": impl, "ssim_range": ssim_range, "pssim_empty": pssim_empty}
     sums = {"model": {m: 0.0 for m in metrics}, "copy_source": {m: 0.0 for m in metrics}}
@@ -171,7 +172,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     src.add_argument("--checkpoint", help="checkpoint file")
     p.add_argument("--data", default=None, help="override the run's data (synthetic | market:DIR | deepfashion:DIR)")
     p.add_argument("--metrics", default="ssim,mask_ssim,pssim", help=f"comma list of {list_metrics()}")
-    p.add_argument("--pairs", type=int, default=0, help="number of test pairs (0 = all)")
+    p.add_argument("--pairs", type=int, default=0,
+                   help="number of test pairs, spread evenly over the test set (0 = all)")
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--device", default="auto")
     p.add_argument("--impl", default="auto", choices=("auto", "ext", "ref"))

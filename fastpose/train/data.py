@@ -131,9 +131,17 @@ def collate(samples: list[dict]) -> dict:
     return out
 
 
-def first_pairs(ds: Dataset, n: int) -> dict:
-    """A batch of the first ``n`` samples (the fixed sample-grid pairs)."""
-    return collate([ds[i] for i in range(min(n, len(ds)))])
+def spread_indices(total: int, n: int) -> list[int]:
+    """``n`` indices spread evenly over ``range(total)`` (all of them when ``n`` is 0 or larger):
+    pairs files list each person's pairs together, so the first n pairs would show few people."""
+    if n <= 0 or n >= total:
+        return list(range(total))
+    return [round(i * (total - 1) / max(n - 1, 1)) for i in range(n)]
+
+
+def sample_pairs(ds: Dataset, n: int) -> dict:
+    """A batch of ``n`` fixed test pairs spread over the test set (the sample-grid pairs)."""
+    return collate([ds[i] for i in spread_indices(len(ds), n)])
 
 
 def num_batches(n: int, bs: int) -> int:

@@ -31,7 +31,7 @@ from fastpose.models import unwrap
 from fastpose.train import distributed as D
 from fastpose.train.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from fastpose.train.config import TrainConfig, config_to_dict, save_config
-from fastpose.train.data import DataBundle, ResumableSampler, build_data, collate, first_pairs
+from fastpose.train.data import DataBundle, ResumableSampler, build_data, collate, sample_pairs
 from fastpose.train.logging import RunLogger
 from fastpose.train.restore import build_model, pick_device
 from fastpose.train.samples import save_grid
@@ -135,7 +135,7 @@ class Trainer:
         self.logger = RunLogger(self.run_dir, enabled=self.main)
         if ckpt is not None:
             self.logger.truncate_after(self.step)
-        self.sample_batch = first_pairs(self.data.test, cfg.sample_pairs) if self.main else None
+        self.sample_batch = sample_pairs(self.data.test, cfg.sample_pairs) if self.main else None
         self.history: list[dict[str, float]] = []  # per-step losses of this process (tests, debugging)
 
     # -- construction helpers ------------------------------------------------------------------
