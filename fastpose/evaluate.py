@@ -200,7 +200,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                             args.impl, args.ssim_range, progress=True, pssim_empty=args.pssim_empty)
     result.update(checkpoint=ckpt["path"], step=ckpt["step"], model_name=cfg.model, data=cfg.data)
     print(format_table(result))
-    out = Path(args.json) if args.json else Path(ckpt["path"]).parent.parent / "eval.json"
+    ckpt_dir = Path(ckpt["path"]).parent
+    run_dir = ckpt_dir.parent if ckpt_dir.name == "checkpoints" else ckpt_dir
+    out = Path(args.json) if args.json else run_dir / "eval.json"
     out.write_text(json.dumps(result, indent=2) + "\n")
     print(f"wrote {out}")
     return 0

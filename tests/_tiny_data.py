@@ -66,7 +66,7 @@ def tiny_pg2_config(tmp_path, **over):
                               z_dim=8, d_base_channels=8, stage1_steps=2, stage2_steps=2,
                               image_h=0, image_w=0, log_every=1, sample_every=0,
                               checkpoint_every=0, eval_pairs=4, eval_batch_size=4, sample_pairs=2,
-                              lr=1e-3, device="cpu"))
+                              lr=1e-3, device="cpu", workers=0))
     apply_overrides(cfg, over)
     return cfg
 

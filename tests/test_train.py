@@ -198,6 +198,9 @@ def test_train_cli_reports_bad_checkpoint_and_missing_data(tmp_path, capsys):
     bad.write_bytes(b"\x00" * 10)
     assert main(["--model", "pg2", "--resume", str(bad)]) == 2
     assert "bad.pt" in capsys.readouterr().err
+    with pytest.raises(SystemExit):  # without --model the run's model is read from the checkpoint
+        main(["--resume", str(bad)])
+    assert "cannot read checkpoint" in capsys.readouterr().err
     assert main(["--model", "pg2", "--data", f"market:{tmp_path / 'nowhere'}", "--out", str(tmp_path)]) == 2
     err = capsys.readouterr().err
     assert "market data folder" in err and "does not exist" in err

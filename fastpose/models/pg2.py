@@ -27,7 +27,8 @@ loss ``GAN + lambda * pose-mask L1`` (equation (4)). Settings follow the authors
 Deviations (also in the README): ``d_mode="pair"`` gives the paper's conditional D on (image,
 condition) pairs (equation (2)) instead of the code's triplet; DeepFashion images in PATN's 256x176
 layout are padded with white to the 256x256 canvas the authors trained on, and the output is
-cropped back; left-right flips with probability 0.5 as the paper says (the code's loaders may not);
+cropped back; G2's output convolution starts at zero (``g2_zero_init``), so that stage 2 starts from
+G1's result as the paper describes instead of G1 plus a random difference map; left-right flips with probability 0.5 as the paper says (the code's loaders may not);
 the synthetic preset uses a smaller network, a higher learning rate and a short schedule so that it
 finishes on a 2-core CPU in minutes.
 """
@@ -57,6 +58,7 @@ class PG2Config:
     base_channels: int = 128  # n: width of the first block; block i has n*(i+1) channels
     z_dim: int = 64  # width of G1's fully connected bottleneck
     g2_skip_first: bool = False  # G2 also concatenates the first encoder block (DeepFashion variant)
+    g2_zero_init: bool = True  # zero G2's output conv, so stage 2 starts exactly at G1's result
     d_base_channels: int = 64  # width of D's first convolution
     d_mode: str = "triplet"  # "triplet": the code's unconditional D, source image as extra fake;
     #                          "pair": the paper's D on (condition, image) pairs, equation (2)
@@ -214,6 +216,9 @@ class PG2(PoseTransferModel):
         self.n_blocks = (n1, n2)
         self.nets["g1"] = G1(3 + NUM_JOINTS, self.canvas, n1, cfg.base_channels, cfg.z_dim)
         self.nets["g2"] = G2(6, n2, cfg.base_channels, cfg.g2_skip_first)
+        if cfg.g2_zero_init:
+            nn.init.zeros_(self.nets["g2"].out.weight)
+            nn.init.zeros_(self.nets["g2"].out.bias)
         d_in = 3 if cfg.d_mode == "triplet" else 6
         self.nets["d"] = DCGANDiscriminator(d_in, self.canvas, cfg.d_base_channels)
 

@@ -175,7 +175,7 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> tuple[TrainConfig, argpa
     known, _ = pre.parse_known_args(argv)
     model = known.model
     if model is None and known.resume:
-        model = load_config(_config_path_of(known.resume)).model
+        model = _model_of_run(known.resume, build_parser())
     model = model or "pg2"
     try:
         get_model(model)
@@ -190,6 +190,18 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> tuple[TrainConfig, argpa
     except ValueError as exc:
         parser.error(str(exc))
     return cfg, ns, given
+
+
+def _model_of_run(run_or_ckpt: str, parser: argparse.ArgumentParser) -> str:
+    """The model name of a run or checkpoint (its config.json, else the checkpoint's config)."""
+    try:
+        return load_config(_config_path_of(run_or_ckpt)).model
+    except (FileNotFoundError, ValueError):
+        from fastpose.train.checkpoint import CheckpointError, load_checkpoint
+        try:
+            return load_checkpoint(run_or_ckpt)["config"]["model"]
+        except (CheckpointError, KeyError, TypeError) as exc:
+            parser.error(f"--resume {run_or_ckpt}: {exc}")
 
 
 def _config_path_of(run_or_ckpt: str) -> Path:
