@@ -254,3 +254,28 @@ def test_ddp_two_processes_gloo(tmp_path):
     run = tmp_path / "run"
     assert (run / "metrics.json").is_file() and load_checkpoint(run)["step"] == 4
     assert len(load_checkpoint(run)["rng"]) == 2
+
+
+def test_cli_trains_evaluates_on_a_patn_folder(tmp_path, capsys):
+    """The real data path: a PATN-layout Market folder, resized to 32x16, through the CLIs."""
+    from fastpose import evaluate
+    from fastpose.train.__main__ import main
+    from patn_folder import make_patn_folder
+    root = tmp_path / "market"
+    make_patn_folder(root, "train", parsing=False)
+    make_patn_folder(root, "test", parsing=False)
+    args = ["--model", "pg2", "--data", f"market:{root}", "--out", str(tmp_path / "runs"),
+            "--run-name", "r", "--image-h", "32", "--image-w", "16", "--batch-size", "2",
+            "--base-channels", "4", "--z-dim", "4", "--d-base-channels", "4", "--stage1-steps", "1",
+            "--stage2-steps", "1", "--eval-pairs", "2", "--workers", "0", "--device", "cpu",
+            "--sample-pairs", "2"]
+    assert main(args) == 0
+    run = tmp_path / "runs" / "r"
+    cfg = json.loads((run / "config.json").read_text())
+    assert cfg["data"] == f"market:{root}" and cfg["flip_prob"] == 0.5 and cfg["batch_size"] == 2
+    assert json.loads((run / "metrics.json").read_text())["pairs"] == 2
+    assert evaluate.main(["--run", str(run), "--metrics", "ssim"]) == 0
+    assert "ssim" in capsys.readouterr().out and (run / "eval.json").is_file()
+    # Resuming a finished run with a longer schedule continues it.
+    assert main(["--resume", str(run), "--stage2-steps", "2", "--eval-pairs", "-1"]) == 0
+    assert load_checkpoint(run)["step"] == 3
