@@ -116,7 +116,8 @@ def _parse_bool(s: str) -> bool:
     raise argparse.ArgumentTypeError(f"expected a boolean (true/false), got {s!r}")
 
 
-def _add_dataclass_options(parser: argparse.ArgumentParser, cls: type, title: str) -> None:
+def _add_dataclass_options(parser: argparse.ArgumentParser, cls: type, title: str,
+                           resolved: Optional[object] = None) -> None:
     group = parser.add_argument_group(title)
     comments = _field_comments(cls)
     for f in fields(cls):
@@ -124,7 +125,9 @@ def _add_dataclass_options(parser: argparse.ArgumentParser, cls: type, title: st
             continue
         t = _field_type(cls, f)
         flag = "--" + f.name.replace("_", "-")
-        helptext = comments.get(f.name, "")
+        helptext = comments.get(f.name, "").replace("%", "%%")
+        if resolved is not None:
+            helptext += f" [{getattr(resolved, f.name)!r}]"
         if t is bool:
             group.add_argument(flag, dest=f.name, type=_parse_bool, nargs="?", const=True,
                                default=argparse.SUPPRESS, metavar="BOOL", help=helptext)
@@ -150,16 +153,21 @@ def _field_comments(cls: type) -> dict[str, str]:
     return out
 
 
-def build_parser(model: Optional[str] = None, prog: str = "python -m fastpose.train") -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog=prog, description="Train a pose-guided person generator.")
+def build_parser(model: Optional[str] = None, prog: str = "python -m fastpose.train",
+                 resolved: Optional[TrainConfig] = None) -> argparse.ArgumentParser:
+    """The command-line parser; with ``resolved`` (defaults + preset) the help shows its values."""
+    p = argparse.ArgumentParser(
+        prog=prog, description="Train a pose-guided person generator. Values in [brackets] are the "
+                               "defaults with the model's preset for --data.")
     p.add_argument("--model", default=None, help=f"model to train: {', '.join(list_models())}")
     p.add_argument("--data", default=None, help="synthetic (default) | market:DIR | deepfashion:DIR")
     p.add_argument("--resume", default=None, metavar="RUN_OR_CKPT",
                    help="continue a run (its directory or a checkpoint file)")
     p.add_argument("--dry-run", action="store_true", help="print the resolved config and exit")
-    _add_dataclass_options(p, TrainConfig, "loop options")
+    _add_dataclass_options(p, TrainConfig, "loop options", resolved)
     if model is not None:
-        _add_dataclass_options(p, get_model(model).config_class, f"{model} options")
+        _add_dataclass_options(p, get_model(model).config_class, f"{model} options",
+                               resolved.model_cfg if resolved is not None else None)
     return p
 
 
@@ -172,6 +180,7 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> tuple[TrainConfig, argpa
     pre = argparse.ArgumentParser(add_help=False)
     pre.add_argument("--model", default=None)
     pre.add_argument("--resume", default=None)
+    pre.add_argument("--data", default=None)
     known, _ = pre.parse_known_args(argv)
     model = known.model
     if model is None and known.resume:
@@ -181,7 +190,11 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> tuple[TrainConfig, argpa
         get_model(model)
     except ValueError as exc:
         build_parser().error(str(exc))
-    parser = build_parser(model)
+    try:
+        preset = default_config(model, known.data or "synthetic")
+    except ValueError as exc:
+        build_parser(model).error(str(exc))
+    parser = build_parser(model, resolved=preset)
     ns = parser.parse_args(argv)
     given = {k: v for k, v in vars(ns).items() if k not in ("model", "data", "resume", "dry_run")}
     try:
