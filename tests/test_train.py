@@ -279,3 +279,21 @@ def test_cli_trains_evaluates_on_a_patn_folder(tmp_path, capsys):
     # Resuming a finished run with a longer schedule continues it.
     assert main(["--resume", str(run), "--stage2-steps", "2", "--eval-pairs", "-1"]) == 0
     assert load_checkpoint(run)["step"] == 3
+
+
+def test_resume_is_exact_with_flips_on_a_patn_folder(tmp_path):
+    from patn_folder import make_patn_folder
+    root = tmp_path / "market"
+    make_patn_folder(root, "train", parsing=False)
+    make_patn_folder(root, "test", parsing=False)
+
+    def cfg(out, **over):
+        return tiny_pg2_config(out, data=f"market:{root}", image_h=32, image_w=16, batch_size=2,
+                               flip_prob=0.5, eval_pairs=-1, **over)
+
+    full = Trainer(cfg(tmp_path / "a"), progress=False)
+    full.train()
+    Trainer(cfg(tmp_path / "b", max_steps=3), progress=False).train()
+    resumed = Trainer(cfg(tmp_path / "b"), resume=str(tmp_path / "b" / "run"), progress=False)
+    resumed.train()
+    assert len(full.history) == 4 and resumed.history == full.history[3:]

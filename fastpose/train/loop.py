@@ -102,6 +102,8 @@ class Trainer:
             if self.main:
                 D.barrier()
         self.data = data
+        # Drawn before any RNG state is restored, so reading them cannot shift a resumed run.
+        self.sample_batch = sample_pairs(data.test, cfg.sample_pairs) if self.main else None
         self.model = build_model(cfg, self.data.image_size, feature_net=self._feature_net)
         self.model.to(device)
         self.opts, self.scheds = self.model.configure_optimizers()
@@ -119,12 +121,13 @@ class Trainer:
             raise ValueError(f"batch size {cfg.batch_size} x {self.dist.world_size} processes is larger "
                              f"than the training set ({len(self.data.train)} pairs)")
         self.epoch, self.offset = 0, 0
+        self.skipped_updates = 0
         if ckpt is not None:
             self._restore(ckpt)
-            self.run_dir = Path(ckpt["path"]).parent.parent
+            ckpt_dir = Path(ckpt["path"]).parent
+            self.run_dir = ckpt_dir.parent if ckpt_dir.name == "checkpoints" else ckpt_dir
         else:
             self.run_dir = self._new_run_dir()
-        self.skipped_updates = 0
         # Per-rank training randomness (dropout, noise) differs between ranks.
         if ckpt is None:
             seed_everything(cfg.seed + self.dist.rank)
@@ -135,7 +138,6 @@ class Trainer:
         self.logger = RunLogger(self.run_dir, enabled=self.main)
         if ckpt is not None:
             self.logger.truncate_after(self.step)
-        self.sample_batch = sample_pairs(self.data.test, cfg.sample_pairs) if self.main else None
         self.history: list[dict[str, float]] = []  # per-step losses of this process (tests, debugging)
 
     # -- construction helpers ------------------------------------------------------------------
@@ -194,6 +196,7 @@ class Trainer:
             self.scaler.load_state_dict(ckpt["scaler"])
         self.step = int(ckpt["step"])
         self.epoch, self.offset = ckpt["sampler"]["epoch"], ckpt["sampler"]["offset"]
+        self.skipped_updates = int(ckpt.get("skipped_updates", 0))
         rngs = ckpt.get("rng") or []
         if rngs:
             # Same world size: each rank continues its own stream; otherwise rank-derived seeds.
@@ -354,6 +357,7 @@ class Trainer:
             "schedulers": {n: s.state_dict() for n, s in self.scheds.items()},
             "scaler": self.scaler.state_dict(),
             "sampler": {"epoch": self.epoch, "offset": self.offset},
+            "skipped_updates": self.skipped_updates,
         }
 
     def save(self) -> Optional[Path]:
