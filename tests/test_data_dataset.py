@@ -77,6 +77,18 @@ def test_collates_in_a_dataloader(folder):
     assert batch["source_name"] == [NAMES[0], NAMES[1], NAMES[3]]
 
 
+def test_batched_loading_equals_one_by_one(folder):
+    ds = PairDataset(folder, encodings=ALL[:-1] + ("target_parsing",))
+    batch = ds.__getitems__([3, 0, 2])
+    for got, i in zip(batch, [3, 0, 2]):
+        single = ds[i]
+        assert got.keys() == single.keys()
+        for key, value in single.items():
+            assert torch.equal(got[key], value) if torch.is_tensor(value) else got[key] == value
+    loaded = next(iter(DataLoader(ds, batch_size=4)))
+    assert torch.equal(loaded["target_distance_maps"][2], ds[2]["target_distance_maps"])
+
+
 def test_flip_applies_to_both_images_and_all_encodings(folder):
     plain = PairDataset(folder, encodings=("heatmaps", "parsing"))[1]
     flipped = PairDataset(folder, encodings=("heatmaps", "parsing"), flip_prob=1.0)[1]

@@ -300,6 +300,21 @@ def test_convex_fill_matches_triangle_union(joints):
     kp[1, list(joints[:3])] = torch.tensor([[2.0, 2.0], [6.0, 6.0], [10.0, 10.0]])  # only a line
     out = convex_fill(kp, (30, 20), joints)
     assert out[1].sum() == 0
+    # Joints on a coarse lattice: many duplicates and collinear boundary points.
+    coarse = torch.cat([kp, (random_poses(24, 4, 4, seed=6, p_missing=0.2) * 6).clamp(min=-1)])
+    out = convex_fill(coarse, (30, 20), joints)
+    for i in range(len(coarse)):
+        expected = hull_fill_by_triangles(coarse[i].double().numpy(), joints, 30, 20)
+        assert np.array_equal(out[i, 0].numpy().astype(bool), expected), i
     for i in range(8):
         expected = hull_fill_by_triangles(kp[i].double().numpy(), joints, 30, 20)
         assert np.array_equal(out[i, 0].numpy().astype(bool), expected), i
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+@pytest.mark.parametrize("name", sorted(ENCODING_CHANNELS))
+def test_cuda_matches_cpu(name):
+    fn = get_encoding(name)
+    kp = torch.cat([standing_pose()[None], random_poses(4, 128, 64, seed=7)])
+    assert torch.allclose(fn(kp.cuda(), (128, 64)).cpu(), fn(kp, (128, 64)), atol=1e-5)

@@ -86,13 +86,13 @@ def segment_distance(a: Tensor, b: Tensor, size: Size) -> Tensor:
     px = xx - a[..., 1, None, None]  # [N, L, 1, W]
     dy, dx = d[..., 0, None, None], d[..., 1, None, None]
     # Everything separable is built on one axis and combined once: s = (p - a).(b - a),
-    # t = clamp(s / |b - a|^2, 0, 1), and |p - a - t (b - a)|^2 = |p - a|^2 - t (2 s - t |b - a|^2).
+    # t = clamp(s / |b - a|^2, 0, 1), and |p - a - t (b - a)|^2 = |p - a|^2 + t (t |b - a|^2 - 2 s).
+    # Written as few full-size passes as possible: this is the data loader's most costly encoding.
     s = py * dy + px * dx
-    t = (s * inv).clamp_(0, 1)
-    s.mul_(2).sub_(t * length2)
-    t.mul_(s)
-    dist2 = py * py + px * px
-    return dist2.sub_(t).clamp_(min=0).sqrt_()
+    t = torch.mul(s, inv).clamp_(0, 1)
+    w = s.mul_(-2).addcmul_(t, length2)
+    dist2 = (py * py + px * px).addcmul_(t, w)
+    return dist2.clamp_(min=0).sqrt_()
 
 
 def disk_offsets(radius: int, device: torch.device) -> Tensor:
@@ -103,7 +103,7 @@ def disk_offsets(radius: int, device: torch.device) -> Tensor:
     return torch.stack([dy[keep], dx[keep]], dim=-1)
 
 
-def paint(centres: Tensor, valid: Tensor, offsets: Tensor, size: Size) -> Tensor:
+def paint(centres: Tensor, valid: Tensor, offsets: Tensor, size: Size, margin: int) -> Tensor:
     """Union of a pixel pattern drawn around integer centres, per channel.
 
     Scattering the few pattern pixels is much cheaper than testing every pixel of every channel.
@@ -115,13 +115,14 @@ def paint(centres: Tensor, valid: Tensor, offsets: Tensor, size: Size) -> Tensor
         valid: ``[N, C, P]`` bool, which centres to draw.
         offsets: the pattern ``[Q, 2]`` of integer (dy, dx).
         size: (H, W).
+        margin: the largest ``|dy|`` or ``|dx|`` in offsets (given, to avoid a device sync).
     Returns:
         ``[N, C, H, W]`` float32 in {0, 1}; pattern pixels outside the image are dropped (so a
         centre outside the image still draws the part of its pattern that is inside).
     """
     n, c, _, _ = centres.shape
     h, w = size
-    m = int(offsets.abs().max()) if offsets.numel() else 0  # margin
+    m = margin
     hp, wp = h + 2 * m, w + 2 * m  # canvas with margins
     rows = hp + 2 * m + 1  # ... and a dump area below it
     cy, cx = centres[..., 0] + m, centres[..., 1] + m
@@ -136,11 +137,17 @@ def paint(centres: Tensor, valid: Tensor, offsets: Tensor, size: Size) -> Tensor
     return canvas.view(n, c, rows, wp)[:, :, m:m + h, m:m + w]
 
 
-def stamp(keypoints: Tensor, size: Size, offsets: Tensor) -> Tensor:
-    """Draw the pattern ``offsets [P, 2]`` around each joint's nearest pixel, one channel per joint.
+def stamp_disks(keypoints: Tensor, size: Size, radius: int) -> Tensor:
+    """Lattice disks ``dy^2 + dx^2 <= radius^2`` around each joint's nearest pixel, one channel per joint.
+
+    Row by row a disk is an interval of columns, so the test is one broadcast comparison of a
+    per-row half-width with a per-column offset (the cheapest full-size form).
 
     Returns:
         ``[N, K, H, W]`` in {0, 1} (keypoints' dtype); missing joints give empty channels.
     """
-    centre = torch.floor(keypoints + 0.5).long()[:, :, None, :]  # [N, K, 1, 2]
-    return paint(centre, present(keypoints)[..., None], offsets, size).to(keypoints.dtype)
+    yy, xx = grid(size, keypoints)
+    centre = torch.floor(keypoints + 0.5)
+    room = radius * radius - (yy - centre[..., 0, None, None]) ** 2  # [N, K, H, 1]
+    room = torch.where(present(keypoints)[..., None, None], room, torch.full_like(room, -1.0))
+    return ((xx - centre[..., 1, None, None]) ** 2 <= room).to(keypoints.dtype)

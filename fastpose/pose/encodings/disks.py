@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from torch import Tensor
 
-from fastpose.pose.encodings._common import Size, batched, disk_offsets, stamp
+from fastpose.pose.encodings._common import Size, batched, stamp_disks
 
 
 @batched
@@ -25,4 +25,4 @@ def disks(keypoints: Tensor, size: Size, *, radius: int = 4) -> Tensor:
     """
     if radius < 0:
         raise ValueError(f"radius must be >= 0, got {radius}")
-    return stamp(keypoints, size, disk_offsets(radius, keypoints.device))
+    return stamp_disks(keypoints, size, radius)

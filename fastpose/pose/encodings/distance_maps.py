@@ -34,4 +34,4 @@ def distance_maps(keypoints: Tensor, size: Size, *, kappa: float = -0.1) -> Tens
     ok = present(keypoints)
     visible = ok[:, limbs[:, 0]] & ok[:, limbs[:, 1]]
     maps = segment_distance(a, b, size).mul_(kappa).exp_()
-    return maps.mul_(visible[..., None, None].to(maps.dtype))
+    return maps.masked_fill_(~visible[..., None, None], 0.0)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from fastpose.pose.encodings._common import Size, batched, grid, present, stamp
+from fastpose.pose.encodings._common import Size, batched, grid, present, stamp_disks
 
 
 @batched
@@ -47,4 +47,4 @@ def peaks(keypoints: Tensor, size: Size) -> Tensor:
     Returns:
         ``[N, 18, H, W]`` in {0, 1}; joints outside the image give an empty channel.
     """
-    return stamp(keypoints, size, torch.zeros(1, 2, device=keypoints.device, dtype=torch.long))
+    return stamp_disks(keypoints, size, 0)

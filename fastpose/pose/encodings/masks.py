@@ -5,7 +5,6 @@ from __future__ import annotations
 import math
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 
 from fastpose.pose.encodings._common import Size, batched, disk_offsets, grid, paint, present
@@ -90,7 +89,7 @@ def pose_mask_pg2(keypoints: Tensor, size: Size, *, radius: int = 4, closing: in
         raise ValueError(f"radius must be >= 0, got {radius}")
     centres, valid = _limb_centres(keypoints, size, radius)
     offsets = disk_offsets(radius, keypoints.device)
-    mask = paint(centres.long()[:, None], valid[:, None], offsets, size).to(keypoints.dtype)
+    mask = paint(centres.long()[:, None], valid[:, None], offsets, size, radius).to(keypoints.dtype)
     return binary_closing(mask, closing) if closing > 1 else mask
 
 
@@ -99,28 +98,41 @@ def convex_fill(keypoints: Tensor, size: Size, joints: tuple[int, ...]) -> Tenso
 
     Batched with no hull algorithm: an ordered pair (i, j) of present joints is a hull edge when
     every other present joint lies on its left (cross product >= 0), and the hull is the
-    intersection of the left half-planes of its edges. Fewer than three non-collinear present
-    joints fill nothing. Pixels on the boundary are inside.
+    intersection of the left half-planes of its edges. Edges that another joint splits (a joint
+    strictly inside the segment, or a duplicate with a lower index at an end) are dropped, so a
+    hull has at most ``len(joints)`` edges and only those are tested per pixel. Fewer than three
+    non-collinear present joints fill nothing. Pixels on the boundary are inside.
     """
+    g = len(joints)
     pairs = torch.tensor([(i, j) for i in joints for j in joints if i != j], device=keypoints.device)
     others = torch.tensor(joints, device=keypoints.device)
     kp64 = keypoints.double()  # exact for integer keypoints: the edge tests cannot flicker
     ok = present(keypoints)
     p_i, p_j, p_k = kp64[:, pairs[:, 0]], kp64[:, pairs[:, 1]], kp64[:, others]  # [N,E,2], [N,G,2]
     e = p_j - p_i  # [N, E, 2]
+    length2 = (e * e).sum(-1)
     rel = p_k[:, None] - p_i[:, :, None]  # [N, E, G, 2]
     side = e[..., 0, None] * rel[..., 1] - e[..., 1, None] * rel[..., 0]  # e x (p_k - p_i)
-    counted = ok[:, others][:, None, :]  # [N, 1, G]
-    edge = ok[:, pairs[:, 0]] & ok[:, pairs[:, 1]]
-    hull_edge = edge & ((side >= -1e-9) | ~counted).all(-1)  # [N, E]
-    solid = (edge[..., None] & counted & (side.abs() > 1e-9)).flatten(1).any(1)  # not collinear
+    along = (e[:, :, None] * rel).sum(-1) / length2.clamp_min(1e-12)[..., None]  # [N, E, G]
+    k_index, i_index, j_index = others.view(1, 1, g), pairs[:, 0].view(1, -1, 1), pairs[:, 1].view(1, -1, 1)
+    counted = ok[:, others][:, None, :] & (k_index != i_index) & (k_index != j_index)  # [N, E, G]
+    on_line = side.abs() <= 1e-9
+    splits = counted & on_line & (((along > 1e-9) & (along < 1 - 1e-9))
+                                  | ((along.abs() <= 1e-9) & (k_index < i_index))
+                                  | (((along - 1).abs() <= 1e-9) & (k_index < j_index)))
+    edge = ok[:, pairs[:, 0]] & ok[:, pairs[:, 1]] & (length2 > 1e-12)
+    hull_edge = edge & ((side >= -1e-9) | ~counted).all(-1) & ~splits.any(-1)  # [N, E]
+    solid = (edge[..., None] & counted & ~on_line).flatten(1).any(1)  # not all collinear
+    # Keep the (at most g) hull edges, first in pair order; unused slots hold invalid edges.
+    pick = torch.sort(hull_edge.to(torch.uint8), dim=1, descending=True, stable=True).indices[:, :g]
+    hull_edge = hull_edge.gather(1, pick)
+    e = e.gather(1, pick[..., None].expand(-1, -1, 2)).to(keypoints.dtype)
+    p_i = p_i.gather(1, pick[..., None].expand(-1, -1, 2)).to(keypoints.dtype)
     # The same cross product for every pixel, split into a row part and a column part.
     yy, xx = grid(size, keypoints)
-    e, p_i = e.to(keypoints.dtype), p_i.to(keypoints.dtype)
-    ey, ex = e[..., 0, None, None], e[..., 1, None, None]
-    col = ey * (xx - p_i[..., 1, None, None])  # [N, E, 1, W]
+    col = e[..., 0, None, None] * (xx - p_i[..., 1, None, None])  # [N, g, 1, W]
     col = torch.where(hull_edge[..., None, None], col, torch.full_like(col, math.inf))
-    row = -ex * (yy - p_i[..., 0, None, None])  # [N, E, H, 1]
+    row = -e[..., 1, None, None] * (yy - p_i[..., 0, None, None])  # [N, g, H, 1]
     inside = (col + row).amin(1, keepdim=True) >= 0  # [N, 1, H, W]
     return (inside & solid[:, None, None, None]).to(keypoints.dtype)
 

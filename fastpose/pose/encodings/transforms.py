@@ -26,14 +26,13 @@ def hflip_keypoints(keypoints: Tensor, width: int) -> Tensor:
         keypoints: ``[N, 18, 2]`` or ``[18, 2]`` (y, x).
         width: image width W.
     Returns:
-        Keypoints of the same shape and dtype.
+        Float keypoints of the same shape.
     """
     kp, unbatched = as_batch(keypoints)
     mirrored = torch.stack([kp[..., 0], (width - 1) - kp[..., 1]], dim=-1)
     index = torch.tensor(FLIP_INDEX, device=kp.device)
     kp, mirrored = kp[:, index], mirrored[:, index]
-    return _restore(kp, mirrored, unbatched).to(keypoints.dtype if keypoints.is_floating_point()
-                                                   else kp.dtype)
+    return _restore(kp, mirrored, unbatched)
 
 
 def hflip_image(image: Tensor) -> Tensor:
