@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import json
 import math
+import os
 from pathlib import Path
 
 import numpy as np
@@ -23,6 +24,7 @@ from fastpose.pose.openpose import KEYPOINT_INDEX, NUM_KEYPOINTS
 
 TINY = dict(train_ids=4, test_ids=2, images_per_id=4, contact_ids=3)
 KP = KEYPOINT_INDEX
+TORSO = tuple(KP[j] for j in ("r_shoulder", "l_shoulder", "r_hip", "l_hip"))  # PATN's pair rule
 
 
 def tiny(preset: str = "market", **kw) -> SyntheticConfig:
@@ -35,7 +37,8 @@ def market(tmp_path_factory) -> Path:
 
 
 def files(root: Path) -> dict[str, bytes]:
-    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*"))
+            if p.is_file()}
 
 
 def read_annotations(path: Path) -> dict[str, np.ndarray]:
@@ -102,10 +105,9 @@ def test_pairs_and_disjoint_identities(market):
             assert a != b and pid_of(a) == pid_of(b)
             for n in (a, b):
                 kps = ann[n]
-                assert all(kps[KP[j], 0] >= 0 for j in ("r_shoulder", "l_shoulder", "r_hip", "l_hip"))
+                assert (kps[list(TORSO), 0] >= 0).all()
         # Every eligible ordered pair is present (the documented PATN rule).
-        eligible = [n for n, k in ann.items()
-                    if all(k[KP[j], 0] >= 0 for j in ("r_shoulder", "l_shoulder", "r_hip", "l_hip"))]
+        eligible = [n for n, k in ann.items() if (k[list(TORSO), 0] >= 0).all()]
         expect = {(a, b) for a in eligible for b in eligible if a != b and pid_of(a) == pid_of(b)}
         assert set(pairs) == expect
     assert ids["train"] and ids["test"] and not ids["train"] & ids["test"]
@@ -151,12 +153,30 @@ def test_parsing_agrees_with_keypoints(market):
     assert stats["face"][0] == stats["face"][1]  # the face label is always at the nose
 
 
-def _render(yaw_deg: float, seed: int = 3):
+def _render(yaw_deg: float, seed: int = 3, family: str = "standing", background: float = 0.0):
     rng = np.random.default_rng(seed)
     ident = sample_identity(1, rng)
-    skel = build_skeleton(ident.body, POSE_FAMILIES["standing"](rng))
+    skel = build_skeleton(ident.body, POSE_FAMILIES[family](rng))
     cam = Camera(basis=yaw_basis(math.radians(yaw_deg)), scale=15.0, ox=64.0, oy=122.0)
-    return render_person(ident, skel, cam, np.zeros((128, 128, 3), np.float32))
+    return render_person(ident, skel, cam, np.full((128, 128, 3), background, np.float32))
+
+
+@pytest.mark.parametrize("seed,family,yaw", [(0, "walking", 30.0), (3, "gesture", -100.0),
+                                             (4, "standing", 170.0)])
+def test_antialiasing_and_parsing_match_the_image(seed, family, yaw):
+    # Bags are drawn but labelled background (CIHP has no bag class): use people without one.
+    assert sample_identity(1, np.random.default_rng(seed)).bag is None
+    black, parsing, kps = _render(yaw, seed, family, 0.0)
+    white, parsing2, kps2 = _render(yaw, seed, family, 1.0)
+    assert (parsing == parsing2).all() and (kps == kps2).all()
+    # Over white minus over black = the background's share of each pixel (1 - coverage).
+    uncovered = (white - black).mean(-1)
+    edge = (uncovered > 0.05) & (uncovered < 0.95)
+    assert edge.sum() > 60  # a 1-pixel anti-aliasing ramp along the whole silhouette
+    assert ((uncovered > 0.02) & (uncovered < 0.98)).sum() < 3 * edge.sum()
+    assert (parsing[uncovered > 0.5] == 0).all()  # mostly background -> labelled background
+    assert (parsing[uncovered < 0.2] != 0).mean() > 0.995  # mostly body -> a body label
+    assert (parsing != 0).sum() > 400
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
@@ -226,12 +246,22 @@ def test_bad_config():
         SyntheticConfig(train_ids=0)
     with pytest.raises(ValueError, match="workers"):
         SyntheticConfig(workers=0)
+    with pytest.raises(ValueError, match="seed"):
+        SyntheticConfig(seed=-1)
+    with pytest.raises(ValueError, match="unknown preset"):
+        SyntheticConfig.for_preset("lsp")
     assert tiny().digest() == tiny(workers=2).digest() != tiny(seed=5).digest()
 
 
 def test_ensure_synthetic_caches(tmp_path, monkeypatch):
+    digest = tiny().digest()
+    stale, live = tmp_path / f".market-{digest}.tmp-dead", tmp_path / f".market-{digest}.tmp-live"
+    stale.mkdir(parents=True)
+    live.mkdir()
+    os.utime(stale, (1e9, 1e9))  # a killed run from long ago
     path = ensure_synthetic("market", root=tmp_path, progress=False, workers=1, **TINY)
-    assert is_complete(path) and path.parent == tmp_path and path.name.startswith("market-")
+    assert is_complete(path) and path.parent == tmp_path and path.name == f"market-{digest}"
+    assert not stale.exists() and live.exists()
 
     def fail(*a, **k):
         raise AssertionError("regenerated a cached dataset")

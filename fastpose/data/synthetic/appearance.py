@@ -64,6 +64,7 @@ class Hair:
     color: tuple[float, float, float]  # sRGB
     top: float  # hair where normal.up > top (the hairline; lower = more fringe)
     back: float  # hair where normal.forward < back (how far it reaches around the sides)
+    side: float  # hair where |normal.left| > side (above the ears)
     length: float  # hanging hair below the head in head units (0 = short)
 
 
@@ -93,7 +94,8 @@ def _pick(rng: np.random.Generator, colours: np.ndarray, jitter: float = 0.05,
     return tuple(float(v) for v in np.clip(c, 0.02, 0.98))
 
 
-def _contrast(rng: np.random.Generator, c: tuple[float, float, float]) -> tuple[float, float, float]:
+def _contrast(rng: np.random.Generator, c: tuple[float, float, float]
+              ) -> tuple[float, float, float]:
     """A second pattern colour that differs visibly from ``c``."""
     for _ in range(10):
         c2 = _pick(rng, GARMENT_COLOURS)
@@ -130,7 +132,8 @@ def sample_identity(pid: int, rng: np.random.Generator) -> Identity:
     else:
         long_hair = rng.random() < (0.65 if feminine else 0.08)
         hair = Hair(color=_pick(rng, HAIR_COLOURS, 0.03, HAIR_WEIGHTS),
-                    top=float(rng.uniform(0.25, 0.45)),
+                    top=float(rng.uniform(0.2, 0.42)),
+                    side=float(rng.uniform(0.55, 0.7) if long_hair else rng.uniform(0.68, 0.8)),
                     back=float(rng.uniform(0.0, 0.25) if long_hair else rng.uniform(-0.3, -0.05)),
                     length=float(rng.uniform(1.0, 2.3) if long_hair else 0.0))
     top_kind = str(rng.choice(["tshirt", "longsleeve", "tank", "coat", "dress"],

@@ -72,7 +72,7 @@ def street_scene(rng: np.random.Generator, h: int, w: int) -> np.ndarray:
     vx = w * rng.uniform(0.2, 0.8)
     slope = (xs - vx) / (0.15 + gy)
     tiles = tiles | (np.abs(((slope / (w * rng.uniform(0.25, 0.5))) % 1.0) - 0.5) < 0.05)
-    ground = np.broadcast_to(g, (gh, w, 3)) * (0.85 + 0.3 * value_noise(rng, gh, w, (5, 4)))[..., None]
+    ground = g * (0.85 + 0.3 * value_noise(rng, gh, w, (5, 4)))[..., None]
     ground = np.where(tiles[..., None], ground * 0.82, ground)
     img[horizon:] = ground
     # Clutter.

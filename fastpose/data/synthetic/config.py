@@ -60,10 +60,15 @@ class SyntheticConfig:
 
     def __post_init__(self):
         if self.preset not in PRESET_PREFIX:
-            raise ValueError(f"unknown preset {self.preset!r}; expected one of {sorted(PRESET_PREFIX)}")
+            raise ValueError(f"unknown preset {self.preset!r}; expected one of "
+                             f"{sorted(PRESET_PREFIX)}")
         for name in ("train_ids", "test_ids", "images_per_id"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.seed < 0:
+            raise ValueError(f"seed must be >= 0, got {self.seed}")
+        if self.contact_ids < 0:
+            raise ValueError(f"contact_ids must be >= 0, got {self.contact_ids}")
         if self.workers < 1:
             raise ValueError(f"workers must be >= 1, got {self.workers}")
 
@@ -71,7 +76,7 @@ class SyntheticConfig:
     def for_preset(cls, preset: str, **overrides) -> "SyntheticConfig":
         """The default dataset of ``preset`` (a few thousand images), with ``overrides``."""
         defaults = {"market": dict(train_ids=420, test_ids=80, images_per_id=6),
-                    "deepfashion": dict(train_ids=220, test_ids=40, images_per_id=5)}
+                    "deepfashion": dict(train_ids=300, test_ids=60, images_per_id=5)}
         if preset not in defaults:
             raise ValueError(f"unknown preset {preset!r}; expected one of {sorted(defaults)}")
         return cls(preset=preset, **{**defaults[preset], **overrides})

@@ -20,15 +20,28 @@ SHEET = "contact_sheet.png"
 ANNOTATED = "contact_sheet_annotated.png"
 
 
-def _grid(cells: list[list[np.ndarray]], pad: int = 2) -> np.ndarray:
+def _grid(cells: list[list[np.ndarray]], names: list[str], pad: int = 2, margin: int = 34
+          ) -> np.ndarray:
+    """One row per identity (its name in the left margin); long lists go in two panels."""
+    if len(cells) > 8:
+        half = (len(cells) + 1) // 2
+        left, right = _grid(cells[:half], names[:half]), _grid(cells[half:], names[half:])
+        right = np.pad(right, ((0, left.shape[0] - right.shape[0]), (0, 0), (0, 0)),
+                       constant_values=255)
+        return np.concatenate([left, np.full((left.shape[0], 12, 3), 255, np.uint8), right], 1)
     h, w = cells[0][0].shape[:2]
     cols = max(len(r) for r in cells)
-    out = np.full((len(cells) * (h + pad) + pad, cols * (w + pad) + pad, 3), 255, np.uint8)
+    out = np.full((len(cells) * (h + pad) + pad, margin + cols * (w + pad) + pad, 3), 255,
+                  np.uint8)
     for i, row in enumerate(cells):
         for j, c in enumerate(row):
-            y, x = pad + i * (h + pad), pad + j * (w + pad)
+            y, x = pad + i * (h + pad), margin + pad + j * (w + pad)
             out[y:y + h, x:x + w] = c
-    return out
+    pil = Image.fromarray(out)
+    draw = ImageDraw.Draw(pil)
+    for i, name in enumerate(names):
+        draw.text((2, pad + i * (h + pad) + h // 2 - 6), name, fill=(60, 60, 60))
+    return np.asarray(pil)
 
 
 def _annotate(image: np.ndarray, parsing: np.ndarray, kps: np.ndarray, zoom: int) -> np.ndarray:
@@ -55,16 +68,17 @@ def _side(i: int) -> str:
 
 
 def contact_sheets(root: Path, people: list[list[tuple[np.ndarray, np.ndarray, np.ndarray]]],
-                   preset: str) -> None:
+                   names: list[str], preset: str) -> None:
     """Write ``contact_sheet.png`` and ``contact_sheet_annotated.png`` into ``root``.
 
-    ``people[i][j]`` = (image [H, W, 3] uint8, parsing [H, W] uint8, keypoints [18, 2])."""
+    ``people[i][j]`` = (image [H, W, 3] uint8, parsing [H, W] uint8, keypoints [18, 2]) of the
+    j-th image of the identity called ``names[i]``."""
     if not people:
         return
     zoom = 2 if preset == "market" else 1
     imgs = [[np.asarray(Image.fromarray(im).resize((im.shape[1] * zoom, im.shape[0] * zoom),
                                                    Image.NEAREST)) for im, _, _ in row]
             for row in people]
-    Image.fromarray(_grid(imgs)).save(root / SHEET)
+    Image.fromarray(_grid(imgs, names)).save(root / SHEET)
     ann = [[_annotate(im, pa, kp, zoom) for im, pa, kp in row] for row in people]
-    Image.fromarray(_grid(ann)).save(root / ANNOTATED)
+    Image.fromarray(_grid(ann, names)).save(root / ANNOTATED)

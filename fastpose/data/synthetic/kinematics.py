@@ -62,9 +62,10 @@ class Pose:
 class Skeleton3D:
     """Joint positions in the person's local frame (head units), ground at u = 0."""
 
-    joints: dict[str, np.ndarray]  # named 3D points, see ``Skeleton3D`` users
+    joints: dict[str, np.ndarray]  # named 3D points: the OpenPose-18 names plus pelvis, head
+    # (centre), l/r_hand (fingertips), l/r_heel, l/r_toe
     head_frame: tuple[np.ndarray, np.ndarray, np.ndarray]  # (left, up, forward) of the head
-    dirs: dict[str, np.ndarray] = field(default_factory=dict)  # unit limb directions
+    dirs: dict[str, np.ndarray] = field(default_factory=dict)  # unit directions: spine, limbs
 
 
 def _unit(v: np.ndarray, fallback: np.ndarray) -> np.ndarray:
@@ -94,7 +95,7 @@ def build_skeleton(body: Body, pose: Pose) -> Skeleton3D:
     spine = _unit(UP + math.tan(lf) * FWD + math.tan(ll) * LEFT, UP)
     neck = pelvis + spine * body.torso_len
     j["pelvis"], j["neck"] = pelvis, neck
-    j["spine"] = spine
+    dirs["spine"] = spine
     # Head frame: yaw about the spine, then a small roll.
     cy, sy = math.cos(pose.head_yaw), math.sin(pose.head_yaw)
     hf = _unit(cy * FWD - sy * LEFT, FWD)
@@ -133,8 +134,7 @@ def build_skeleton(body: Body, pose: Pose) -> Skeleton3D:
     # Stand on the lowest shoe sole (0.17 = shoe radius).
     ground = min(j[f"{s}_{p}"][1] for s in "lr" for p in ("heel", "toe")) - 0.17
     for k in j:
-        if k != "spine":
-            j[k] = j[k] - ground * UP
+        j[k] = j[k] - ground * UP
     return Skeleton3D(joints=j, head_frame=(hl, hu, hf), dirs=dirs)
 
 
@@ -159,34 +159,25 @@ def _d(deg: float) -> float:
     return math.radians(deg)
 
 
-def _relaxed_arm(rng: np.random.Generator) -> dict:
-    return dict(flex=_d(rng.uniform(-8, 12)), abd=_d(rng.uniform(4, 14)),
-                elbow=_d(rng.uniform(5, 25)), dir=(0.0, 0.0, 1.0))
+# Arm actions: (shoulder flex, shoulder abduction, elbow flex) ranges in degrees, and the
+# (outward, up, forward) direction in which the forearm folds.
+ARM_ACTIONS: dict[str, tuple[tuple[float, float], tuple[float, float], tuple[float, float],
+                             tuple[float, float, float]]] = {
+    "down": ((-8, 12), (4, 14), (5, 25), (0.0, 0.0, 1.0)),  # relaxed at the side
+    "raised": ((0, 40), (110, 165), (0, 30), (0.0, 0.3, 1.0)),  # up in the air
+    "wave": ((-5, 25), (70, 100), (60, 100), (0.0, 1.0, 0.25)),  # upper arm out, forearm up
+    "hip": ((-15, 5), (30, 45), (85, 115), (-1.0, 0.0, 0.15)),  # hand on hip, elbow out
+    "phone": ((15, 35), (0, 12), (100, 125), (-0.35, 0.2, 1.0)),  # forearm up before the chest
+    "point": ((70, 95), (0, 35), (0, 15), (0.0, 1.0, 0.0)),  # stretched forward
+    "out": ((-10, 20), (45, 90), (0, 25), (0.0, 0.3, 1.0)),  # held out to the side
+}
 
 
 def _arm(kind: str, rng: np.random.Generator) -> dict:
-    """Joint angles of one arm doing ``kind``."""
-    if kind == "down":
-        return _relaxed_arm(rng)
-    if kind == "raised":  # arm up in the air
-        return dict(flex=_d(rng.uniform(0, 40)), abd=_d(rng.uniform(110, 165)),
-                    elbow=_d(rng.uniform(0, 30)), dir=(0.0, 0.3, 1.0))
-    if kind == "wave":  # upper arm out, forearm up
-        return dict(flex=_d(rng.uniform(-5, 25)), abd=_d(rng.uniform(70, 100)),
-                    elbow=_d(rng.uniform(60, 100)), dir=(0.0, 1.0, 0.25))
-    if kind == "hip":  # hand on hip, elbow out
-        return dict(flex=_d(rng.uniform(-15, 5)), abd=_d(rng.uniform(30, 45)),
-                    elbow=_d(rng.uniform(85, 115)), dir=(-1.0, 0.0, 0.15))
-    if kind == "phone":  # forearm folded up in front of the chest
-        return dict(flex=_d(rng.uniform(15, 35)), abd=_d(rng.uniform(0, 12)),
-                    elbow=_d(rng.uniform(100, 125)), dir=(-0.35, 0.2, 1.0))
-    if kind == "point":  # arm stretched forward
-        return dict(flex=_d(rng.uniform(70, 95)), abd=_d(rng.uniform(0, 35)),
-                    elbow=_d(rng.uniform(0, 15)), dir=(0.0, 1.0, 0.0))
-    if kind == "out":  # arm held out to the side
-        return dict(flex=_d(rng.uniform(-10, 20)), abd=_d(rng.uniform(45, 90)),
-                    elbow=_d(rng.uniform(0, 25)), dir=(0.0, 0.3, 1.0))
-    raise ValueError(f"unknown arm action {kind!r}")
+    """Joint angles of one arm doing ``kind`` (a key of ARM_ACTIONS)."""
+    flex, abd, elbow, fold = ARM_ACTIONS[kind]
+    return dict(flex=_d(rng.uniform(*flex)), abd=_d(rng.uniform(*abd)),
+                elbow=_d(rng.uniform(*elbow)), dir=fold)
 
 
 def _pose(family: str, arms: tuple[dict, dict], legs: tuple[dict, dict],
@@ -215,7 +206,7 @@ def _standing_legs(rng: np.random.Generator) -> tuple[dict, dict]:
 
 @register_pose_family("standing")
 def standing(rng: np.random.Generator) -> Pose:
-    return _pose("standing", (_relaxed_arm(rng), _relaxed_arm(rng)), _standing_legs(rng), rng)
+    return _pose("standing", (_arm("down", rng), _arm("down", rng)), _standing_legs(rng), rng)
 
 
 @register_pose_family("walking")
@@ -223,7 +214,7 @@ def walking(rng: np.random.Generator) -> Pose:
     phase = rng.uniform(0, 2 * math.pi)
     stride = rng.uniform(18, 30)
     legs, arms = [], []
-    for i, off in enumerate((0.0, math.pi)):
+    for off in (0.0, math.pi):
         s = math.sin(phase + off)
         c = math.cos(phase + off)
         # The swing leg (moving forward, c > 0) bends its knee; the stance leg stays straight.
@@ -236,13 +227,10 @@ def walking(rng: np.random.Generator) -> Pose:
 
 @register_pose_family("gesture")
 def gesture(rng: np.random.Generator) -> Pose:
-    kinds = ("raised", "wave", "hip", "phone", "point", "out")
-    a = str(rng.choice(kinds))
-    pairs = {"hip": ("hip", "down"), "phone": ("phone", "down")}
-    second = str(rng.choice(["down", "down", a, "hip"]))
-    left, right = pairs.get(a, (a, second)) if rng.random() < 0.5 else (second, a)
-    if a == "hip" and rng.random() < 0.4:
-        left = right = "hip"
+    """One arm does an action; the other hangs, mirrors it or rests on the hip."""
+    main = str(rng.choice([k for k in ARM_ACTIONS if k != "down"]))
+    other = str(rng.choice(["down", "down", main, "hip"]))
+    left, right = (main, other) if rng.random() < 0.5 else (other, main)
     arms = (_arm(left, rng), _arm(right, rng))
     return _pose("gesture", arms, _standing_legs(rng), rng)
 

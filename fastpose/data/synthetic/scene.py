@@ -18,10 +18,10 @@ from fastpose.data.synthetic.render import Camera, render_person
 # Independent random streams, each seeded from (seed, STREAM, ...).
 _IDENTITY, _IMAGE, _CAMERA = 0, 1, 2
 
-DF_CATEGORY = {("dress", False): "Dresses", ("skirt", False): "Skirts", ("shorts", False): "Shorts",
-               ("coat", False): "Jackets_Coats", ("tank", False): "Tees_Tanks",
-               ("tshirt", False): "Tees_Tanks", ("longsleeve", False): "Sweaters",
-               ("pants", False): "Pants"}
+# DeepFashion-style category in the file name, from the garment that defines the look.
+DF_CATEGORY = {"dress": "Dresses", "skirt": "Skirts", "shorts": "Shorts", "coat": "Jackets_Coats",
+               "tank": "Tees_Tanks", "tshirt": "Tees_Tanks", "longsleeve": "Sweaters",
+               "pants": "Pants"}
 
 
 @dataclass
@@ -62,7 +62,7 @@ def _frame(cfg: SyntheticConfig, skel: Skeleton3D, basis: np.ndarray, rng: np.ra
     studio shot (DeepFashion), shrunk when the arms would leave the frame."""
     h, w = cfg.size
     st = cfg.style
-    pts = np.stack([v for k, v in skel.joints.items() if k != "spine"])
+    pts = np.stack(list(skel.joints.values()))
     cam_pts = pts @ basis
     top = float(cam_pts[:, 1].max()) + 0.55  # head top
     scale = rng.uniform(*st.fill) * h / top
@@ -70,9 +70,9 @@ def _frame(cfg: SyntheticConfig, skel: Skeleton3D, basis: np.ndarray, rng: np.ra
     if close_up:
         scale *= rng.uniform(1.5, 1.8)
     x_lo, x_hi = float(cam_pts[:, 0].min()) - 0.35, float(cam_pts[:, 0].max()) + 0.35
-    pelvis_x = float(cam_pts[0, 0]) if "pelvis" not in skel.joints else float(
-        (skel.joints["pelvis"] @ basis)[0])
-    centre = 0.5 * (x_lo + x_hi) * 0.5 + 0.5 * pelvis_x
+    # Centre between the pelvis and the middle of the horizontal extent (outstretched arms pull
+    # the person off-centre, as a detector box would).
+    centre = 0.25 * (x_lo + x_hi) + 0.5 * float((skel.joints["pelvis"] @ basis)[0])
     if not close_up:
         scale = min(scale, 1.1 * w / (x_hi - x_lo))
     ox = w / 2 + rng.uniform(-st.shift, st.shift) * w - scale * centre
@@ -102,9 +102,11 @@ def render_sample(cfg: SyntheticConfig, split: str, pid: int, k: int) -> Sample:
     basis = yaw_basis(yaw)
     cam = _frame(cfg, skel, basis, rng)
     if st.street:
-        # Each identity walks past at least two cameras: image k uses camera (c0 + k*step).
+        # Each identity walks past several cameras: image k uses camera c0 + k*step, with a
+        # step of +-1 so consecutive images come from different cameras.
         c0 = int(np.random.default_rng([cfg.seed, _IDENTITY, pid, 1]).integers(st.cameras))
-        cam_id = (c0 + k * (1 + pid % (st.cameras - 1))) % st.cameras + 1
+        step = 1 if pid % 2 else st.cameras - 1
+        cam_id = (c0 + k * step) % st.cameras + 1
         scene, gains = _camera_scene(cfg.seed, cam_id, h, w)
         y0 = int(rng.integers(0, scene.shape[0] - h + 1))
         x0 = int(rng.integers(0, scene.shape[1] - w + 1))
@@ -123,8 +125,8 @@ def render_sample(cfg: SyntheticConfig, split: str, pid: int, k: int) -> Sample:
     if cfg.preset == "market":
         name = f"{pid:04d}_c{cam_id}s1_{(k + 1) * 25 + pid % 25:06d}_00.png"
     else:
-        cat = DF_CATEGORY.get((ident.bottom_kind if ident.bottom_kind in ("dress", "skirt", "shorts")
-                               else ident.top_kind, False), "Tees_Tanks")
+        garment = ident.bottom_kind if ident.bottom_kind != "pants" else ident.top_kind
+        cat = DF_CATEGORY[garment]
         gender = "WOMEN" if ident.feminine else "MEN"
         name = f"fashion{gender}{cat}id{pid:08d}_{k + 1}{_view_word(yaw)}.png"
     return Sample(name=name, image=image, parsing=parsing, keypoints=kps, view=view, pose=family)
