@@ -307,3 +307,15 @@ def test_kernel_rejects_bad_inputs_directly():
     with pytest.raises(RuntimeError, match="grad_stats must be"):
         torch.ops.fastpose.part_stats_backward(stats[:1], msum, x, y, m, stats, msum, EPS, True, True,
                                                False)
+
+
+def test_torch_compile_traces_the_op():
+    # aot_eager runs the fake kernels and the registered autograd formula without compiling C++.
+    x, y, m = make_inputs((2, 3, 16, 12, 4), torch.float64, "cpu", mask_grad=True)
+    fn = torch.compile(lambda a, b, c: part_ssim(a, b, c, impl="ext").mean(), backend="aot_eager",
+                       fullgraph=True)
+    out = fn(x, y, m)
+    ref = part_ssim_ref(x, y, m).mean()
+    torch.testing.assert_close(out, ref, **TOL[torch.float64])
+    for a, b in zip(torch.autograd.grad(out, (x, y, m)), torch.autograd.grad(ref, (x, y, m))):
+        torch.testing.assert_close(a, b, **TOL[torch.float64])
