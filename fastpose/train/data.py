@@ -4,7 +4,6 @@ with flips for training), and the loop's resumable sampler."""
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterator, Optional, Sequence
@@ -142,7 +141,3 @@ def spread_indices(total: int, n: int) -> list[int]:
 def sample_pairs(ds: Dataset, n: int) -> dict:
     """A batch of ``n`` fixed test pairs spread over the test set (the sample-grid pairs)."""
     return collate([ds[i] for i in spread_indices(len(ds), n)])
-
-
-def num_batches(n: int, bs: int) -> int:
-    return math.ceil(n / bs)
