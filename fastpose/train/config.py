@@ -46,7 +46,7 @@ class TrainConfig:
     sample_pairs: int = 8  # fixed test pairs shown in the sample grids
     nan_policy: str = "stop"  # on a NaN/Inf loss: stop (raise, naming the step) | skip (the update)
     max_steps: int = 0  # stop after this many steps in total (0 = the model's full schedule)
-    eval_pairs: int = 2000  # held-out pairs for the final metrics (0 = all test pairs)
+    eval_pairs: int = 2000  # held-out pairs for the final metrics (0 = all test pairs, -1 = none)
     eval_batch_size: int = 32  # batch size of the final evaluation
     vgg_weights: str = ""  # directory or file holding torchvision's VGG weights (default: torch hub cache)
     allow_random_features: bool = False  # offline: fall back to random VGG weights (synthetic only)
