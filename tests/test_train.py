@@ -90,6 +90,18 @@ def test_one_pg2_step_updates_only_g1_in_stage1(tmp_path):
     assert (run / "checkpoints" / "latest.pt").is_file() and (run / "samples" / "0000001.png").is_file()
 
 
+def test_one_step_on_a_tiny_synthetic_set_through_the_cli(tmp_path, monkeypatch):
+    from fastpose.train.__main__ import main
+    monkeypatch.setenv("FASTPOSE_CACHE", str(tmp_path / "cache"))
+    assert main(["--model", "pg2", "--synthetic-train-ids", "2", "--synthetic-test-ids", "1",
+                 "--out", str(tmp_path), "--run-name", "syn", "--max-steps", "1", "--batch-size", "2",
+                 "--image-h", "32", "--image-w", "16", "--base-channels", "4", "--d-base-channels", "4",
+                 "--eval-pairs", "2", "--workers", "0", "--sample-pairs", "2", "--device", "cpu"]) == 0
+    assert (tmp_path / "cache" / "synthetic").is_dir()
+    metrics = json.loads((tmp_path / "syn" / "metrics.json").read_text())
+    assert metrics["step"] == 1 and metrics["pairs"] == 2 and set(metrics["model"]) == {"ssim", "mask_ssim", "pssim"}
+
+
 def test_full_tiny_schedule_writes_metrics_with_baseline(tmp_path):
     cfg = tiny_pg2_config(tmp_path)
     metrics = train(cfg, data=tiny_bundle(), progress=False)

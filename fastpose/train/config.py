@@ -38,6 +38,8 @@ class TrainConfig:
     image_h: int = 0  # resize the dataset's images to this height (0 = native size)
     image_w: int = 0  # resize width (0 = native size)
     synthetic_preset: str = "market"  # synthetic generator preset (look: market-like or fashion-like)
+    synthetic_train_ids: int = 0  # identities in the synthetic train split (0 = generator default)
+    synthetic_test_ids: int = 0  # identities in the synthetic test split (0 = generator default)
     flip_prob: float = 0.0  # probability of mirroring a training pair (left-right flip augmentation)
     log_every: int = 10  # steps between CSV/TensorBoard log rows
     sample_every: int = 1000  # steps between sample grids (0 = only at the end)

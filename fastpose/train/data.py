@@ -67,7 +67,9 @@ def _pair_datasets(root: str | Path, preset: str, encodings: Sequence[str], opts
 def _synthetic(kind, root, encodings, opts):
     from fastpose.data.synthetic import ensure_synthetic
     preset = opts.get("synthetic_preset", "market")
-    folder = ensure_synthetic(preset=preset, progress=opts.get("progress", True))
+    sizes = {k: v for k, v in (("train_ids", opts.get("synthetic_train_ids", 0)),
+                               ("test_ids", opts.get("synthetic_test_ids", 0))) if v}
+    folder = ensure_synthetic(preset=preset, progress=opts.get("progress", True), **sizes)
     return _pair_datasets(folder, preset, encodings, opts)
 
 
@@ -82,7 +84,8 @@ def build_data(kind: str, root: Optional[str], encodings: Sequence[str], image_s
                **opts) -> DataBundle:
     """The train/test datasets of ``kind`` with ``encodings``, at ``image_size`` when set.
 
-    ``opts``: ``flip_prob`` (training pairs), ``synthetic_preset``, ``progress``.
+    ``opts``: ``flip_prob`` (training pairs), ``synthetic_preset``, ``synthetic_train_ids``,
+    ``synthetic_test_ids``, ``progress``.
     """
     if kind not in DATA_BUILDERS:
         raise DataError(f"unknown data kind {kind!r}; expected one of {sorted(DATA_BUILDERS)}")

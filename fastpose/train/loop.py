@@ -147,6 +147,8 @@ class Trainer:
         enc = tuple(dict.fromkeys(enc + metric_encodings(self._metrics())))
         return build_data(self.cfg.data_kind, self.cfg.data_dir, enc, (self.cfg.image_h, self.cfg.image_w),
                           synthetic_preset=self.cfg.synthetic_preset, flip_prob=self.cfg.flip_prob,
+                          synthetic_train_ids=self.cfg.synthetic_train_ids,
+                          synthetic_test_ids=self.cfg.synthetic_test_ids,
                           progress=self.progress and self.main)
 
     def _metrics(self) -> tuple[str, ...]:

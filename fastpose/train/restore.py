@@ -56,4 +56,6 @@ def run_data_for(cfg: TrainConfig, model, extra_encodings: Sequence[str] = (),
     kind, root = spec.split(":", 1)[0], (spec.split(":", 1)[1] if ":" in spec else None)
     enc = tuple(dict.fromkeys(tuple(model.encodings) + tuple(extra_encodings)))
     return build_data(kind, root, enc, (cfg.image_h, cfg.image_w),
-                      synthetic_preset=cfg.synthetic_preset)
+                      synthetic_preset=cfg.synthetic_preset,
+                      synthetic_train_ids=cfg.synthetic_train_ids,
+                      synthetic_test_ids=cfg.synthetic_test_ids)
