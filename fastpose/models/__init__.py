@@ -1,0 +1,11 @@
+"""Generators, discriminators and feature networks; the model registry.
+
+``get_model(name)`` returns a registered :class:`PoseTransferModel` subclass; ``list_models()`` the
+names. Built-in models: ``pg2``.
+"""
+
+from fastpose.models.base import BuildContext, PoseTransferModel, Stage, unwrap
+from fastpose.models.registry import get_model, list_models, register_model
+
+__all__ = ["BuildContext", "PoseTransferModel", "Stage", "get_model", "list_models",
+           "register_model", "unwrap"]
