@@ -31,6 +31,7 @@ import torch
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset, Subset
 
+from fastpose.metrics.ssim import ssim_per_image
 from fastpose.ops import ssim
 
 MASK_ENCODING = "pose_mask_pg2"  # mask-SSIM's target pose mask
@@ -70,12 +71,13 @@ def to_uint8_range(x: Tensor) -> Tensor:
 
 
 def _paper_ssim(a: Tensor, b: Tensor, opts: dict) -> Tensor:
-    """SSIM per image of 0..255 images a (generated) and b (reference)."""
-    if opts.get("ssim_range", "fixed") == "generated":
-        rng = (a.flatten(1).amax(1) - a.flatten(1).amin(1)).clamp_min(1.0)
-        return torch.stack([ssim(a[i:i + 1], b[i:i + 1], data_range=float(rng[i]),
-                                 impl=opts.get("impl", "auto")) for i in range(a.shape[0])])
-    return ssim(a, b, data_range=255.0, reduction="per_image", impl=opts.get("impl", "auto"))
+    """SSIM per image of 0..255 images a (generated) and b (reference), by the metrics library's
+    implementation of the papers' convention (``--ssim-range generated``: per generated image
+    max - min, 255 for a constant image)."""
+    values, _ = ssim_per_image(a.to(torch.uint8), b.to(torch.uint8),
+                               data_range=opts.get("ssim_range", "fixed"),
+                               impl=opts.get("impl", "auto"))
+    return values
 
 
 @register_metric("ssim")
