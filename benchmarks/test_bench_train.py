@@ -12,6 +12,7 @@ import pytest
 import torch
 
 from fastpose.models import BuildContext, get_model, list_models
+from fastpose.pose.encodings.registry import ENCODING_CHANNELS
 from fastpose.train.config import default_config
 
 DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
@@ -25,8 +26,8 @@ def _batch(encodings, n, size, device):
          "source_keypoints": torch.rand(n, 18, 2, generator=g) * torch.tensor([h, w]),
          "target_keypoints": torch.rand(n, 18, 2, generator=g) * torch.tensor([h, w])}
     for e in encodings:
-        # Binary maps with the channel count the encodings have for PG2 (18 disks, 1 mask).
-        c = 18 if e in ("disks", "heatmaps") else 1
+        # Random binary maps with each encoding's registered channel count.
+        c = ENCODING_CHANNELS[e]
         for side in ("source", "target"):
             b[f"{side}_{e}"] = (torch.rand(n, c, h, w, generator=g) > 0.9).float()
     return {k: v.to(device) for k, v in b.items()}
