@@ -68,8 +68,10 @@ def evaluate_batches(batches: Iterable[EvalBatch], metrics: Sequence[str],
             raise ValueError(f"unknown row {row!r}; expected some of {ROWS}")
     per_row: dict[str, dict[str, Metric]] = {}
     unavailable: dict[str, str] = {}
-    for row in rows:
-        per_row[row], unavailable = build_metrics(metrics, options)
+    for row in rows:  # a metric unavailable for one row is not tried again for the next
+        per_row[row], missing = build_metrics([m for m in metrics if m not in unavailable],
+                                              options)
+        unavailable.update(missing)
     for batch in batches:
         batch = batch.to(options.device)
         for row in rows:
