@@ -34,6 +34,7 @@ from torch.utils.data import DataLoader, Dataset, Subset
 
 from fastpose.metrics import (METRICS, MetricOptions, available_metrics, evaluate_batches,
                               evaluate_folder, from_pair_batch, list_metrics, metric_encodings)
+from fastpose.metrics.folder import save_generated
 from fastpose.metrics.pose_estimator import POSE_ESTIMATORS
 from fastpose.metrics.report import LIBRARY_ROWS, format_report, report_dict
 from fastpose.metrics.table import DATASET_COLUMNS, default_metrics
@@ -76,7 +77,7 @@ def evaluate_model(model, dataset: Dataset, metrics: Sequence[str] = TRAINING_ME
                    impl: str = "auto", *, options: Optional[MetricOptions] = None,
                    rows: Sequence[str] = ("model", "copy_source"), table: str = "market",
                    method_name: Optional[str] = None, progress: bool = False,
-                   workers: int = 0) -> dict[str, Any]:
+                   workers: int = 0, save_dir: Optional[str | Path] = None) -> dict[str, Any]:
     """The metrics of ``model``'s images for ``pairs`` test pairs spread evenly over
     ``dataset`` (0 = all), and of the other ``rows``.
 
@@ -93,6 +94,9 @@ def evaluate_model(model, dataset: Dataset, metrics: Sequence[str] = TRAINING_ME
             ``"real"`` (the target itself).
         table: ``"market"`` or ``"deepfashion"``: whose columns the table shows.
         method_name: label of the model row in the table.
+        save_dir: also write the model's images there as ``<from>___<to>.png`` (needs the
+            samples' ``source_name`` / ``target_name``), to score them again with
+            ``--generated`` or with another codebase's scripts.
 
     Returns:
         :func:`fastpose.metrics.report.report_dict`'s dict: ``{"model": {metric: mean},
@@ -114,7 +118,14 @@ def evaluate_model(model, dataset: Dataset, metrics: Sequence[str] = TRAINING_ME
     def batches():
         for batch in loader:
             batch = {k: v.to(device) if isinstance(v, Tensor) else v for k, v in batch.items()}
-            yield from_pair_batch(batch, model.generate(batch))
+            scored = from_pair_batch(batch, model.generate(batch))
+            if save_dir is not None:
+                if "source_name" not in batch or "target_name" not in batch:
+                    raise ValueError("save_dir: the dataset's samples carry no source_name / "
+                                     "target_name to name the files by")
+                save_generated(save_dir, batch["source_name"], batch["target_name"],
+                               scored.generated)
+            yield scored
 
     was_training = model.training
     model.eval()
@@ -187,6 +198,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="number of test pairs (0 = all); a model's are spread evenly over the "
                         "test set, a folder's are its first ones")
     p.add_argument("--name", default=None, help="label of the scored row in the table")
+    p.add_argument("--save-generated", default=None, metavar="DIR",
+                   help="with --run/--checkpoint: also save the model's images as "
+                        "DIR/<from>___<to>.png (score them again with --generated)")
     conv = p.add_argument_group("the papers' conventions")
     conv.add_argument("--paper", action="store_true",
                       help="PATN's published scripts: --ssim-range generated, and for "
@@ -259,7 +273,7 @@ def _score_model(args, rows: Sequence[str]) -> tuple[dict, Optional[Path]]:
                             args.impl, options=metric_options(args, dataset, device), rows=rows,
                             table=dataset, method_name=args.name or
                             f"{cfg.model} (step {ckpt['step']})", progress=True,
-                            workers=args.workers)
+                            workers=args.workers, save_dir=args.save_generated)
     result.update(checkpoint=ckpt["path"], step=ckpt["step"], model_name=cfg.model,
                   data=args.data or cfg.data)
     ckpt_dir = Path(ckpt["path"]).parent
@@ -294,6 +308,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         return 0
     if not (args.run or args.checkpoint or args.generated):
         parser.error("one of --run, --checkpoint or --generated is required")
+    if args.generated and args.save_generated:
+        parser.error("--save-generated goes with --run or --checkpoint")
 
     from fastpose.data.errors import DataError
     from fastpose.metrics.weights import MetricUnavailable

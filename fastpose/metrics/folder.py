@@ -151,6 +151,30 @@ def read_generated_folder(folder: Union[str, Path], pairs: Sequence[tuple[str, s
     return GeneratedFolder(files, missing, unmatched)
 
 
+def generated_file_name(source: str, target: str) -> str:
+    """``<from stem>___<to stem>.png``: the name :func:`read_generated_folder` matches."""
+    return f"{_stem(source)}___{_stem(target)}.png"
+
+
+def save_generated(folder: Union[str, Path], sources: Sequence[str], targets: Sequence[str],
+                   images: Tensor) -> None:
+    """Write uint8 images ``[N, 3, H, W]`` as ``folder/<from>___<to>.png`` (PNG: lossless, so
+    scoring the folder gives the scores of the in-memory images)."""
+    from PIL import Image
+
+    if images.dtype != torch.uint8 or images.dim() != 4 or images.shape[1] != 3:
+        raise ValueError(f"save_generated: images must be uint8 [N, 3, H, W], got "
+                         f"{images.dtype} {tuple(images.shape)}")
+    if not len(sources) == len(targets) == images.shape[0]:
+        raise ValueError(f"save_generated: {len(sources)} sources, {len(targets)} targets and "
+                         f"{images.shape[0]} images")
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    pixels = images.permute(0, 2, 3, 1).cpu().numpy()
+    for a, b, img in zip(sources, targets, pixels):
+        Image.fromarray(img).save(folder / generated_file_name(a, b))
+
+
 class GeneratedPairs(torch.utils.data.Dataset):
     """The test pairs of a :class:`fastpose.data.PairDataset` that have a generated file: its
     samples plus ``"generated_image"`` (uint8 ``[3, H, W]``, the dataset's image size).
