@@ -12,7 +12,7 @@ import pytest
 import torch
 from PIL import Image
 
-from _tiny_data import tiny_pg2_config
+from _tiny_data import FixedImages, tiny_pg2_config
 from fastpose import evaluate
 from fastpose.data import PairDataset
 from fastpose.metrics import ssim_per_image, to_uint8
@@ -190,18 +190,6 @@ def test_generated_folder_options_and_errors(market, tmp_path, capsys, monkeypat
     assert evaluate.main(base[:2] + ["--data", "synthetic", "--image-size", "64x32",
                                      "--allow-missing", "--metrics", "ssim"]) == 0
     assert "3 pairs scored" in capsys.readouterr().out
-
-
-class FixedImages(torch.nn.Module):
-    """A "model" whose ``generate`` returns the given images (one batch holds every pair)."""
-
-    def __init__(self, images):
-        super().__init__()
-        self.images = images
-        self.dummy = torch.nn.Parameter(torch.zeros(1))
-
-    def generate(self, batch):
-        return self.images
 
 
 def test_saved_model_images_score_as_the_model(market, tmp_path, tiny_run, capsys):

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from _tiny_data import TinyPairs, tiny_pg2_config
+from _tiny_data import FixedImages, TinyPairs, tiny_pg2_config
 from fastpose import evaluate, generate
 from fastpose.train.data import collate
 from fastpose.train.loop import train
@@ -20,18 +20,6 @@ def tiny_run(tmp_path_factory):
     cfg = tiny_pg2_config(out, data="tiny", eval_pairs=-1)
     train(cfg, progress=False)
     return out / "run"
-
-
-class FixedImages(torch.nn.Module):
-    """A "model" whose ``generate`` returns the given images (one batch holds every pair)."""
-
-    def __init__(self, images):
-        super().__init__()
-        self.images = images
-        self.dummy = torch.nn.Parameter(torch.zeros(1))
-
-    def generate(self, batch):
-        return self.images
 
 
 def _u8(x):
