@@ -141,7 +141,8 @@ def to_uint8(images: Tensor, value_range: tuple[float, float] = (-1.0, 1.0)) -> 
     lo, hi = value_range
     if not hi > lo:
         raise ValueError(f"value_range must be (low, high) with high > low, got {value_range}")
-    x = (images.detach().float() - lo) * (255.0 / (hi - lo))
+    # float64: float32 arithmetic would round some values just below a .5 the other way
+    x = (images.detach().double() - lo) * (255.0 / (hi - lo))
     return x.round_().clamp_(0, 255).to(torch.uint8)
 
 
