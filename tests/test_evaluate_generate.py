@@ -130,3 +130,15 @@ def test_keypoint_parsing_errors(tmp_path):
         generate.parse_keypoints("not keypoints")
     kp = generate.parse_keypoints(json.dumps({"keypoints_y": list(range(18)), "keypoints_x": [-1] * 18}))
     assert kp.shape == (18, 2) and kp[3, 0] == 3 and kp[0, 1] == -1
+
+
+def test_numbers_added_to_a_result_are_printed_too():
+    """The trainer may add a model's own held-out numbers to the rows (SPGNet's parsing
+    accuracy); the table prints them after the requested metrics."""
+    ds = TinyPairs(2, 3)
+    res = evaluate.evaluate_model(FixedImages(collate([ds[0], ds[1]])["target_image"]), ds,
+                                  ["ssim"], batch_size=2)
+    res["model"]["parsing_acc"], res["copy_source"]["parsing_acc"] = 0.9, 0.75
+    lines = evaluate.format_table(res, digits=2).splitlines()
+    assert lines[0] == "| | SSIM ↑ | parsing_acc |"
+    assert lines[2] == "| Model | 1.00 | 0.90 |" and lines[3].endswith("| 0.75 |")

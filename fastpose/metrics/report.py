@@ -83,6 +83,11 @@ def format_report(report: Mapping[str, Any], digits: int = 4,
     real).
     """
     keys = list(rows) if rows is not None else [k for k in LIBRARY_ROWS if k in report]
+    # the requested metrics, then values added to the rows by others (a model's own held-out
+    # numbers, e.g. SPGNet's parsing accuracy), so every number in the dict is printed
+    names = list(report.get("metrics", ()))
+    names += [n for key in keys for n in report.get(key, {}) if n not in names]
+    names = list(dict.fromkeys(names))
     unavailable = report.get("unavailable", {})
     random = set(report.get("random_weights", ()))
     results: dict[str, dict[str, Union[MetricResult, str]]] = {}
@@ -91,7 +96,7 @@ def format_report(report: Mapping[str, Any], digits: int = 4,
         failed = report.get("not_computed", {}).get(key, {})
         std = report.get("std", {}).get(key, {})
         cells: dict[str, Union[MetricResult, str]] = {}
-        for name in report.get("metrics") or list(values):
+        for name in names:
             if name in unavailable:
                 cells[name] = UNAVAILABLE + unavailable[name]
             elif name in failed:
