@@ -214,3 +214,34 @@ def test_saved_model_images_score_as_the_model(market, tmp_path, tiny_run, capsy
     assert evaluate.main(["--run", str(tiny_run), "--metrics", "ssim",
                           "--save-generated", str(tmp_path / "x")]) == 2
     assert "carry no source_name" in capsys.readouterr().err
+
+
+def test_deepfashion_folder_gets_its_columns_and_the_papers_white_border(tmp_path, capsys):
+    from fastpose.data.layout import Layout
+    from patn_folder import pose_for, write_annotation_csv
+    layout = Layout.for_preset(tmp_path / "df", "deepfashion")
+    layout.images("test").mkdir(parents=True)
+    names = [f"fashionWOMENBlousesid{i:08d}_1front.jpg" for i in range(3)]
+    rng = np.random.default_rng(0)
+    for name in names:
+        Image.fromarray(rng.integers(0, 256, (256, 176, 3), dtype=np.uint8)).save(
+            layout.images("test") / name)
+    write_annotation_csv(layout.annotations("test"), [(n, pose_for(i)) for i, n in enumerate(names)])
+    layout.pairs("test").write_text(f"from,to\n{names[0]},{names[1]}\n{names[1]},{names[2]}\n")
+    ds = PairDataset(layout.root, preset="deepfashion", split="test")
+    tgt = to_uint8(torch.stack([ds[i]["target_image"] for i in range(2)]))
+    gen = (tgt.int() + torch.randint(-25, 26, tgt.shape, generator=torch.Generator().manual_seed(1)))
+    gen = gen.clamp(0, 255).byte()
+    (tmp_path / "gen").mkdir()
+    for (a, b), img in zip(ds.pairs, gen):
+        Image.fromarray(img.permute(1, 2, 0).numpy()).save(tmp_path / "gen" / f"{a}___{b}.png")
+    out = tmp_path / "df.json"
+    assert evaluate.main(["--generated", str(tmp_path / "gen"), "--data", f"deepfashion:{layout.root}",
+                          "--paper", "--json", str(out)]) == 0
+    assert capsys.readouterr().out.splitlines()[0] == "| | SSIM ↑ | IS ↑ | FID ↓ | LPIPS ↓ | PCKh ↑ |"
+    res = json.loads(out.read_text())
+    # PATN's getMetrics_fashion.py: 40 white columns each side (176 -> 256), range from the image
+    expect = ssim_per_image(gen, tgt, data_range="generated", white_border_width=40)[0].mean()
+    assert res["model"]["ssim"] == pytest.approx(float(expect), abs=1e-12)
+    assert res["details"]["model"]["ssim"] == {"data_range": "generated", "white_border": 40}
+    assert "is" in res["unavailable"] and res["dataset"] == "deepfashion"
