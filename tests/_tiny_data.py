@@ -55,6 +55,18 @@ class TinyPairs(Dataset):
                 "source_pose_mask_pg2": sm, "target_pose_mask_pg2": tm}
 
 
+class FixedImages(torch.nn.Module):
+    """A "model" whose ``generate`` returns the given images (one batch holds every pair)."""
+
+    def __init__(self, images):
+        super().__init__()
+        self.images = images
+        self.dummy = torch.nn.Parameter(torch.zeros(1))
+
+    def generate(self, batch):
+        return self.images
+
+
 def tiny_bundle(n_train: int = 24, n_test: int = 6) -> DataBundle:
     return DataBundle(TinyPairs(n_train, 1), TinyPairs(n_test, 2), SIZE, "synthetic")
 

@@ -15,7 +15,8 @@ from fastpose.metrics import (METRICS, EvalBatch, Metric, MetricOptions, MetricR
                               format_table, list_metrics, metric_info, register_metric,
                               ssim_per_image)
 from fastpose.metrics import inception as inception_module
-from fastpose.metrics.folder import pair_key, read_annotations
+from fastpose.data import DataError
+from fastpose.metrics.folder import pair_key
 
 
 def test_registry_lists_every_metric_of_the_papers():
@@ -183,21 +184,38 @@ def test_evaluate_folder_errors_and_options(tmp_path):
     with pytest.raises(ValueError, match=r"generated image is 128x320.*pass panel=-1"):
         evaluate_folder(tmp_path / "gen", tmp_path / "market", metrics=["ssim"],
                         allow_missing=True)
-    with pytest.raises(FileNotFoundError, match="pairs file not found"):
+    with pytest.raises(DataError, match=r"nowhere/market-annotation-test.csv: annotation file "
+                                         r"not found"):
         evaluate_folder(tmp_path / "gen", tmp_path / "nowhere", metrics=["ssim"])
+    (tmp_path / "market" / "market-pairs-test.csv").unlink()
+    with pytest.raises(DataError, match=r"market-pairs-test.csv: pairs file not found"):
+        evaluate_folder(tmp_path / "gen", tmp_path / "market", metrics=["ssim"])
 
 
-def test_pair_names_and_annotation_errors(tmp_path):
+def test_pair_names_and_dataset_file_errors(tmp_path):
+    """Names of generated files; the dataset's CSVs are read by fastpose.data, whose errors name
+    the file and the row."""
     assert pair_key("a.jpg___b.jpg_vis.png") == ("a", "b")
     assert pair_key("a___b.png") == ("a", "b")
     assert pair_key("a_b.png") is None
-    bad = tmp_path / "market-annotation-test.csv"
-    bad.write_text("name:keypoints_y:keypoints_x\nx.jpg:[1, 2]:[3, 4]\n")
-    with pytest.raises(ValueError, match=r"market-annotation-test.csv:2: expected 18 keypoints"):
-        read_annotations(bad)
+    pairs = write_dataset(tmp_path / "market")
+    write_generated(tmp_path / "gen", tmp_path / "market", pairs, strip=False)
+    bad = tmp_path / "market" / "market-annotation-test.csv"
+    rows = bad.read_text().splitlines()
+    bad.write_text("\n".join(rows[:1] + ["x.jpg:[1, 2]:[3, 4]"] + rows[1:]) + "\n")
+    with pytest.raises(DataError, match=r"market-annotation-test.csv:2: image 'x.jpg': "
+                                        r"keypoints_y has 2 values, expected 18"):
+        evaluate_folder(tmp_path / "gen", tmp_path / "market", metrics=["ssim"])
     bad.write_text("name,keypoints\n")
-    with pytest.raises(ValueError, match="expected columns"):
-        read_annotations(bad)
+    with pytest.raises(DataError, match=r"market-annotation-test.csv:1: wrong columns "
+                                        r"\['name,keypoints'\]; expected"):
+        evaluate_folder(tmp_path / "gen", tmp_path / "market", metrics=["ssim"])
+    bad.write_text("\n".join(rows) + "\n")
+    pairs_csv = tmp_path / "market" / "market-pairs-test.csv"
+    pairs_csv.write_text(pairs_csv.read_text() + "nobody.jpg,x.jpg\n")
+    with pytest.raises(DataError, match=r"market-pairs-test.csv:7: from image 'nobody.jpg' is not "
+                                        r"in .*market-annotation-test.csv"):
+        evaluate_folder(tmp_path / "gen", tmp_path / "market", metrics=["ssim"])
 
 
 @pytest.mark.slow

@@ -287,7 +287,9 @@ def test_cli_trains_evaluates_on_a_patn_folder(tmp_path, capsys):
     assert cfg["data"] == f"market:{root}" and cfg["flip_prob"] == 0.5 and cfg["batch_size"] == 2
     assert json.loads((run / "metrics.json").read_text())["pairs"] == 2
     assert evaluate.main(["--run", str(run), "--metrics", "ssim"]) == 0
-    assert "ssim" in capsys.readouterr().out and (run / "eval.json").is_file()
+    printed = capsys.readouterr().out
+    assert "| | SSIM ↑ |\n" in printed and "| pg2 (step 2) |" in printed
+    assert json.loads((run / "eval.json").read_text())["model"].keys() == {"ssim"}
     # Resuming a finished run with a longer schedule continues it.
     assert main(["--resume", str(run), "--stage2-steps", "2", "--eval-pairs", "-1"]) == 0
     assert load_checkpoint(run)["step"] == 3

@@ -12,16 +12,17 @@
 
 Every metric: ``m = build_metric(name, MetricOptions(...)); m.update(EvalBatch(...)); m.compute()``.
 :func:`evaluate_batches` runs several metrics (and the copy-source / real-data rows) over batches,
-:func:`evaluate_folder` scores a folder of generated images against a dataset's test pairs, and
-:func:`format_table` prints the papers' table. Conventions and weight files: README "Evaluation
+:func:`evaluate_folder` scores a folder of generated images against a dataset's test pairs,
+:func:`format_table` prints the papers' table, :func:`report_dict` / :func:`format_report` turn
+results into JSON and back into the table. ``python -m fastpose.evaluate`` is the command line. Conventions and weight files: README "Evaluation
 metrics" and each module's docstring. torchvision is not needed.
 """
 
 from fastpose.metrics import fid, inception_score, lpips, pckh, pssim, ssim  # noqa: F401 (register)
-from fastpose.metrics.batch import EvalBatch, to_uint8
+from fastpose.metrics.batch import EvalBatch, from_pair_batch, to_uint8
 from fastpose.metrics.fid import FID, FeatureStats, fid_from_features, frechet_distance
-from fastpose.metrics.folder import (FolderReport, evaluate_batches, evaluate_folder,
-                                     read_generated_folder)
+from fastpose.metrics.folder import (FolderReport, GeneratedPairs, evaluate_batches,
+                                     evaluate_folder, read_generated_folder)
 from fastpose.metrics.inception import InceptionV3, load_inception
 from fastpose.metrics.inception_score import InceptionScore
 from fastpose.metrics.inception_score import inception_score as inception_score_from_probs
@@ -31,19 +32,23 @@ from fastpose.metrics.pckh import PCKh, head_size, pckh_counts
 from fastpose.metrics.pose_estimator import (BLAZEPOSE_TO_OPENPOSE18, MediaPipePose,
                                              PoseEstimator, blazepose_to_openpose18,
                                              get_pose_estimator)
-from fastpose.metrics.registry import (METRICS, Metric, MetricResult, build_metric, build_metrics,
-                                       list_metrics, metric_info, register_metric)
+from fastpose.metrics.registry import (METRICS, Metric, MetricResult, available_metrics,
+                                       build_metric, build_metrics, list_metrics, metric_encodings,
+                                       metric_info, register_metric)
+from fastpose.metrics.report import format_report, report_dict
 from fastpose.metrics.ssim import SSIMMetric, ssim_per_image
 from fastpose.metrics.table import DATASET_COLUMNS, ROW_LABELS, format_table
 from fastpose.metrics.weights import MetricUnavailable, WeightsUnavailable
 
 __all__ = [
     "BLAZEPOSE_TO_OPENPOSE18", "DATASET_COLUMNS", "EvalBatch", "FID", "FeatureStats",
-    "FolderReport", "InceptionScore", "InceptionV3", "LPIPS", "LPIPSMetric", "METRICS",
-    "MediaPipePose", "Metric", "MetricOptions", "MetricResult", "MetricUnavailable", "PCKh",
-    "PoseEstimator", "ROW_LABELS", "SSIMMetric", "WeightsUnavailable", "blazepose_to_openpose18",
-    "build_metric", "build_metrics", "evaluate_batches", "evaluate_folder", "fid_from_features",
-    "format_table", "frechet_distance", "get_pose_estimator", "head_size",
-    "inception_score_from_probs", "list_metrics", "load_inception", "load_lpips", "metric_info",
-    "pckh_counts", "read_generated_folder", "register_metric", "ssim_per_image", "to_uint8",
+    "FolderReport", "GeneratedPairs", "InceptionScore", "InceptionV3", "LPIPS", "LPIPSMetric",
+    "METRICS", "MediaPipePose", "Metric", "MetricOptions", "MetricResult", "MetricUnavailable",
+    "PCKh", "PoseEstimator", "ROW_LABELS", "SSIMMetric", "WeightsUnavailable",
+    "available_metrics", "blazepose_to_openpose18", "build_metric", "build_metrics",
+    "evaluate_batches", "evaluate_folder", "fid_from_features", "format_report", "format_table",
+    "frechet_distance", "from_pair_batch", "get_pose_estimator", "head_size",
+    "inception_score_from_probs", "list_metrics", "load_inception", "load_lpips",
+    "metric_encodings", "metric_info", "pckh_counts", "read_generated_folder", "register_metric",
+    "report_dict", "ssim_per_image", "to_uint8",
 ]

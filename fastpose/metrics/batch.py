@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Mapping, Optional
 
 import torch
 from torch import Tensor
@@ -97,6 +97,35 @@ class EvalBatch:
                 raise ValueError(f"metric {metric!r} needs EvalBatch.{name}, which is None")
 
 
+def from_pair_batch(batch: Mapping[str, Any], generated: Tensor,
+                    value_range: tuple[float, float] = (-1.0, 1.0)) -> EvalBatch:
+    """The :class:`EvalBatch` of a collated batch of :class:`fastpose.data.PairDataset` samples
+    and the images generated for it.
+
+    Args:
+        batch: ``"source_image"``, ``"target_image"`` ``[N, 3, H, W]`` in ``value_range``,
+            ``"target_keypoints"`` ``[N, 18, 2]``, optionally the target pose mask
+            ``"target_pose_mask_pg2"`` ``[N, 1, H, W]`` (:data:`TARGET_MASK_ENCODING`; else the
+            mask metrics draw it from the keypoints).
+        generated: ``[N, 3, H, W]`` uint8 (files), or floating in ``value_range`` (a model's
+            output), which is quantised as saving it as PNG would (:func:`to_uint8`), so the
+            scores are those of the saved images, as in the papers' scripts.
+    """
+
+    def as_uint8(images: Tensor) -> Tensor:
+        return images if images.dtype == torch.uint8 else to_uint8(images, value_range)
+
+    mask = batch.get(TARGET_MASK_ENCODING)
+    if mask is not None and mask.dim() == 3:  # [N, H, W] masks of a custom dataset
+        mask = mask.unsqueeze(1)
+    keypoints = batch.get("target_keypoints")
+    source = batch.get("source_image")
+    return EvalBatch(as_uint8(generated), as_uint8(batch["target_image"]),
+                     source=None if source is None else as_uint8(source),
+                     target_keypoints=None if keypoints is None else keypoints.float(),
+                     target_mask=mask)
+
+
 def check_images(name: str, images: Tensor) -> None:
     if not isinstance(images, Tensor) or images.dim() != 4 or images.shape[1] != 3:
         shape = tuple(images.shape) if isinstance(images, Tensor) else type(images).__name__
@@ -112,7 +141,8 @@ def to_uint8(images: Tensor, value_range: tuple[float, float] = (-1.0, 1.0)) -> 
     lo, hi = value_range
     if not hi > lo:
         raise ValueError(f"value_range must be (low, high) with high > low, got {value_range}")
-    x = (images.detach().float() - lo) * (255.0 / (hi - lo))
+    # float64: float32 arithmetic would round some values just below a .5 the other way
+    x = (images.detach().double() - lo) * (255.0 / (hi - lo))
     return x.round_().clamp_(0, 255).to(torch.uint8)
 
 
@@ -173,6 +203,8 @@ def part_masks(batch: EvalBatch) -> Tensor:
 # [N, 11, H, W].
 POSE_MASK_FN = "pose_mask_pg2"
 PART_MASK_FN = "part_masks"
+# The same mask as a PairDataset encoding of the target (computed in the loader workers).
+TARGET_MASK_ENCODING = f"target_{POSE_MASK_FN}"
 
 
 def pose_function(name: str) -> Callable:

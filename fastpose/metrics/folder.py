@@ -7,27 +7,26 @@ names with or without their extension (``0002_c1s1_000451_03.jpg___0002_c1s1_000
 and ``0002_c1s1_000451_03___0002_c1s1_000551_01.png`` both match). A file may be a horizontal
 strip of equal panels of the dataset's image width (PATN saves
 ``[source | source pose | target | target pose | generated]``): ``panel=-1`` takes the last.
-Source and target images and the target keypoints always come from the dataset.
+Source and target images, the target keypoints (and the target pose mask) always come from the
+dataset, read by :class:`fastpose.data.PairDataset` (its CSV readers and errors, which name the
+file and line), optionally resized to the generated images' size (``image_size``).
 """
 
 from __future__ import annotations
 
-import csv
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Optional, Sequence, Union
+from typing import Any, Iterable, Optional, Sequence, Union
 
 import numpy as np
 import torch
 from torch import Tensor
 
-from fastpose.data.layout import PRESET_SIZE, Layout
-from fastpose.metrics.batch import EvalBatch
+from fastpose.metrics.batch import EvalBatch, from_pair_batch
 from fastpose.metrics.options import MetricOptions
-from fastpose.metrics.registry import Metric, MetricResult, build_metrics
-from fastpose.metrics.table import default_metrics, format_table
-from fastpose.pose import NUM_KEYPOINTS
+from fastpose.metrics.registry import Metric, MetricResult, build_metrics, metric_encodings
+from fastpose.metrics.report import NOT_COMPUTED, UNAVAILABLE, format_report, report_dict
+from fastpose.metrics.table import default_metrics
 
 ROWS = ("method", "copy_source", "real")  # generated images / source images / target images
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".webp")
@@ -69,8 +68,10 @@ def evaluate_batches(batches: Iterable[EvalBatch], metrics: Sequence[str],
             raise ValueError(f"unknown row {row!r}; expected some of {ROWS}")
     per_row: dict[str, dict[str, Metric]] = {}
     unavailable: dict[str, str] = {}
-    for row in rows:
-        per_row[row], unavailable = build_metrics(metrics, options)
+    for row in rows:  # a metric unavailable for one row is not tried again for the next
+        per_row[row], missing = build_metrics([m for m in metrics if m not in unavailable],
+                                              options)
+        unavailable.update(missing)
     for batch in batches:
         batch = batch.to(options.device)
         for row in rows:
@@ -82,51 +83,17 @@ def evaluate_batches(batches: Iterable[EvalBatch], metrics: Sequence[str],
         out: dict[str, Union[MetricResult, str]] = {}
         for name in dict.fromkeys(metrics):
             if name in unavailable:
-                out[name] = "unavailable: " + unavailable[name]
+                out[name] = UNAVAILABLE + unavailable[name]
                 continue
             try:
                 out[name] = per_row[row][name].compute()
             except (RuntimeError, ValueError) as exc:
-                out[name] = f"not computed: {exc}"
+                out[name] = NOT_COMPUTED + str(exc)
         results[row] = out
     return results
 
 
-# --- reading a dataset and a folder of generated images --------------------------------------
-
-
-def read_pairs(path: Path) -> list[tuple[str, str]]:
-    """(from, to) file names of a PATN pairs CSV (``,``-separated, columns ``from``, ``to``)."""
-    if not path.is_file():
-        raise FileNotFoundError(f"pairs file not found: {path}")
-    with open(path, newline="") as f:
-        reader = csv.DictReader(f)
-        if not reader.fieldnames or not {"from", "to"} <= set(reader.fieldnames):
-            raise ValueError(f"{path}: expected columns 'from' and 'to', got {reader.fieldnames}")
-        return [(r["from"], r["to"]) for r in reader]
-
-
-def read_annotations(path: Path) -> dict[str, Tensor]:
-    """name -> keypoints ``[18, 2]`` (y, x) of a PATN annotation CSV
-    (``:``-separated ``name:keypoints_y:keypoints_x``, JSON lists, -1 = missing)."""
-    if not path.is_file():
-        raise FileNotFoundError(f"annotation file not found: {path}")
-    out = {}
-    with open(path, newline="") as f:
-        reader = csv.DictReader(f, delimiter=":")
-        need = {"name", "keypoints_y", "keypoints_x"}
-        if not reader.fieldnames or not need <= set(reader.fieldnames):
-            raise ValueError(f"{path}: expected columns {sorted(need)}, got {reader.fieldnames}")
-        for line, r in enumerate(reader, start=2):
-            try:
-                ys, xs = json.loads(r["keypoints_y"]), json.loads(r["keypoints_x"])
-            except (TypeError, json.JSONDecodeError) as exc:
-                raise ValueError(f"{path}:{line}: keypoints are not JSON lists ({exc})") from None
-            if len(ys) != NUM_KEYPOINTS or len(xs) != NUM_KEYPOINTS:
-                raise ValueError(f"{path}:{line}: expected {NUM_KEYPOINTS} keypoints, got "
-                                 f"{len(ys)} y and {len(xs)} x")
-            out[r["name"]] = torch.tensor([ys, xs], dtype=torch.float32).T.contiguous()
-    return out
+# --- a folder of generated images against a dataset's test pairs ----------------------------
 
 
 def _stem(name: str) -> str:
@@ -150,7 +117,7 @@ def pair_key(file_name: str) -> Optional[tuple[str, str]]:
 
 @dataclass
 class GeneratedFolder:
-    files: list[tuple[Path, str, str]]  # (generated file, from name, to name) in pairs-CSV order
+    files: list[tuple[int, Path]]  # (index into the pairs, generated file) in pairs order
     missing: list[tuple[str, str]]  # test pairs with no generated file
     unmatched: list[Path]  # image files that match no test pair
 
@@ -175,39 +142,72 @@ def read_generated_folder(folder: Union[str, Path], pairs: Sequence[tuple[str, s
         else:
             by_key[key] = p
     files, missing = [], []
-    for a, b in pairs:
+    for i, (a, b) in enumerate(pairs):
         p = by_key.get((_stem(a), _stem(b)))
         if p is None:
             missing.append((a, b))
         else:
-            files.append((p, a, b))
+            files.append((i, p))
     return GeneratedFolder(files, missing, unmatched)
 
 
-def load_image(path: Path) -> Tensor:
-    """RGB uint8 ``[3, H, W]``."""
+def generated_file_name(source: str, target: str) -> str:
+    """``<from stem>___<to stem>.png``: the name :func:`read_generated_folder` matches."""
+    return f"{_stem(source)}___{_stem(target)}.png"
+
+
+def save_generated(folder: Union[str, Path], sources: Sequence[str], targets: Sequence[str],
+                   images: Tensor) -> None:
+    """Write uint8 images ``[N, 3, H, W]`` as ``folder/<from>___<to>.png`` (PNG: lossless, so
+    scoring the folder gives the scores of the in-memory images)."""
     from PIL import Image
 
-    try:
-        with Image.open(path) as im:
-            arr = np.asarray(im.convert("RGB"))
-    except (OSError, ValueError) as exc:
-        raise ValueError(f"cannot read image {path}: {exc}") from None
-    return torch.from_numpy(arr.copy()).permute(2, 0, 1).contiguous()
+    if images.dtype != torch.uint8 or images.dim() != 4 or images.shape[1] != 3:
+        raise ValueError(f"save_generated: images must be uint8 [N, 3, H, W], got "
+                         f"{images.dtype} {tuple(images.shape)}")
+    if not len(sources) == len(targets) == images.shape[0]:
+        raise ValueError(f"save_generated: {len(sources)} sources, {len(targets)} targets and "
+                         f"{images.shape[0]} images")
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    pixels = images.permute(0, 2, 3, 1).cpu().numpy()
+    for a, b, img in zip(sources, targets, pixels):
+        Image.fromarray(img).save(folder / generated_file_name(a, b))
 
 
-class _PairImages(torch.utils.data.Dataset):
-    def __init__(self, files, layout: Layout, keypoints: dict[str, Tensor], size: tuple[int, int],
-                 panel: Optional[int]) -> None:
-        self.files, self.layout, self.keypoints = files, layout, keypoints
-        self.size, self.panel = size, panel
+class GeneratedPairs(torch.utils.data.Dataset):
+    """The test pairs of a :class:`fastpose.data.PairDataset` that have a generated file: its
+    samples plus ``"generated_image"`` (uint8 ``[3, H, W]``, the dataset's image size).
+
+    Args:
+        pairs: the test split.
+        files: (index into ``pairs``, generated file) as :func:`read_generated_folder` gives.
+        panel: take this panel of a horizontal strip (PATN ``_vis`` strips: -1); None: the file
+            is the generated image.
+    """
+
+    def __init__(self, pairs: Any, files: Sequence[tuple[int, Path]],
+                 panel: Optional[int] = None) -> None:
+        self.pairs, self.files, self.panel = pairs, list(files), panel
 
     def __len__(self) -> int:
         return len(self.files)
 
-    def _generated(self, path: Path) -> Tensor:
-        img = load_image(path)
-        h, w = self.size
+    def __getitem__(self, i: int) -> dict:
+        return self.__getitems__([i])[0]
+
+    def __getitems__(self, indices: Sequence[int]) -> list[dict]:
+        # the dataset computes its encodings once for the whole batch
+        samples = self.pairs.__getitems__([self.files[i][0] for i in indices])
+        for sample, i in zip(samples, indices):
+            sample["generated_image"] = self.generated(self.files[i][1])
+        return samples
+
+    def generated(self, path: Path) -> Tensor:
+        from fastpose.data.images import load_image
+
+        img = torch.from_numpy(np.array(load_image(path), dtype=np.uint8)).permute(2, 0, 1)
+        h, w = self.pairs.size
         if self.panel is not None:
             if img.shape[2] % w or img.shape[1] != h:
                 raise ValueError(f"{path}: a strip of {w}-pixel panels, {h} high, was expected "
@@ -218,23 +218,12 @@ class _PairImages(torch.utils.data.Dataset):
             img = img[:, :, i * w:(i + 1) * w]
         if tuple(img.shape[1:]) != (h, w):
             strip = img.shape[2] % w == 0 and img.shape[1] == h
-            hint = " (a strip? pass panel=-1)" if strip else ""
+            hint = (" (a strip? pass panel=-1)" if strip else
+                    f" (to score at {img.shape[1]}x{img.shape[2]}, pass image_size="
+                    f"({img.shape[1]}, {img.shape[2]}), --image-size {img.shape[1]}x{img.shape[2]})")
             raise ValueError(f"{path}: generated image is {img.shape[1]}x{img.shape[2]}, the "
                              f"dataset's images are {h}x{w}{hint}")
-        return img
-
-    def __getitem__(self, i: int) -> dict:
-        path, a, b = self.files[i]
-        src = load_image(self.layout.images("test") / a)
-        tgt = load_image(self.layout.images("test") / b)
-        if b not in self.keypoints:
-            raise ValueError(f"no keypoints for target {b} in {self.layout.annotations('test')}")
-        return {"generated": self._generated(path), "source": src, "target": tgt,
-                "target_keypoints": self.keypoints[b]}
-
-
-def _collate(items: list[dict]) -> EvalBatch:
-    return EvalBatch(**{k: torch.stack([it[k] for it in items]) for k in items[0]})
+        return img.contiguous()
 
 
 @dataclass
@@ -245,22 +234,24 @@ class FolderReport:
     missing: list[tuple[str, str]] = field(default_factory=list)  # test pairs without a file
     unmatched: int = 0  # image files in the folder matching no test pair
 
+    def to_dict(self, method_name: Optional[str] = None) -> dict[str, Any]:
+        """The JSON-ready dict of :func:`fastpose.metrics.report.report_dict`, plus the counts
+        ``missing_pairs`` and ``unmatched_files``."""
+        out = report_dict(self.results, pairs=self.pairs, dataset=self.dataset,
+                          method_name=method_name)
+        out.update(missing_pairs=len(self.missing), unmatched_files=self.unmatched)
+        return out
+
     def table(self, method_name: Optional[str] = None, digits: int = 3) -> str:
-        text = format_table(self.results, self.dataset, method_name=method_name, digits=digits)
-        extra = [f"{self.pairs} pairs scored"]
-        if self.missing:
-            extra.append(f"{len(self.missing)} test pairs had no generated image")
-        if self.unmatched:
-            extra.append(f"{self.unmatched} files matched no test pair")
-        return text + "\n\n" + "; ".join(extra) + "."
+        return format_report(self.to_dict(method_name or "Generated"), digits=digits)
 
 
 def evaluate_folder(generated_dir: Union[str, Path], dataset_root: Union[str, Path], *,
                     dataset: str = "market", metrics: Optional[Sequence[str]] = None,
                     options: Optional[MetricOptions] = None, rows: Sequence[str] = ROWS,
-                    panel: Optional[int] = None, batch_size: int = 32, num_workers: int = 0,
-                    limit: Optional[int] = None, allow_missing: bool = False,
-                    progress: bool = False) -> FolderReport:
+                    panel: Optional[int] = None, image_size: Optional[tuple[int, int]] = None,
+                    batch_size: int = 32, num_workers: int = 0, limit: Optional[int] = None,
+                    allow_missing: bool = False, progress: bool = False) -> FolderReport:
     """Score a folder of generated images against a PATN-format dataset's test pairs.
 
     Args:
@@ -273,28 +264,38 @@ def evaluate_folder(generated_dir: Union[str, Path], dataset_root: Union[str, Pa
             for the published scripts' conventions).
         rows: which of ``"method"``, ``"copy_source"``, ``"real"`` to compute.
         panel: take this panel of strip images (PATN ``_vis`` strips: -1).
+        image_size: (H, W) of the generated images when they are not the dataset's size: the
+            dataset's images and keypoints are resized to it (as for training at that size).
         batch_size, num_workers: image loading.
         limit: score only the first ``limit`` test pairs that have a generated file.
         allow_missing: score the pairs that have files when some have none (else an error).
         progress: show a tqdm bar when tqdm is installed.
+
+    Raises:
+        fastpose.data.DataError: a missing or malformed dataset file (names file and line).
+        FileNotFoundError: no generated-images folder, or test pairs without a generated image
+            (unless ``allow_missing``).
+        ValueError: a generated image of the wrong size.
     """
-    layout = Layout.for_preset(dataset_root, dataset)
-    pairs = read_pairs(layout.pairs("test"))
-    found = read_generated_folder(generated_dir, pairs)
+    from fastpose.data import PairDataset
+
+    names = list(metrics or default_metrics(dataset))
+    test = PairDataset(dataset_root, preset=dataset, split="test",
+                       encodings=metric_encodings(names), image_size=image_size)
+    found = read_generated_folder(generated_dir, test.pairs)
     if found.missing and not allow_missing:
         a, b = found.missing[0]
         raise FileNotFoundError(
-            f"{len(found.missing)} of {len(pairs)} test pairs have no generated image in "
+            f"{len(found.missing)} of {len(test)} test pairs have no generated image in "
             f"{generated_dir} (first: {a}___{b}); pass allow_missing=True to score the others")
     files = found.files[:limit] if limit is not None else found.files
     if not files:
         raise FileNotFoundError(f"no generated image in {generated_dir} matches a test pair of "
-                                f"{layout.pairs('test')}")
-    keypoints = read_annotations(layout.annotations("test"))
-    data = _PairImages(files, layout, keypoints, PRESET_SIZE[dataset], panel)
-    loader = torch.utils.data.DataLoader(data, batch_size=batch_size, num_workers=num_workers,
-                                         collate_fn=_collate)
-    batches: Iterable[EvalBatch] = loader
+                                f"{test.layout.pairs('test')}")
+    loader = torch.utils.data.DataLoader(GeneratedPairs(test, files, panel),
+                                         batch_size=batch_size, num_workers=num_workers,
+                                         collate_fn=torch.utils.data.default_collate)
+    batches: Iterable[dict] = loader
     if progress:
         try:
             from tqdm import tqdm
@@ -302,6 +303,6 @@ def evaluate_folder(generated_dir: Union[str, Path], dataset_root: Union[str, Pa
             batches = tqdm(loader, desc="evaluating", unit="batch")
         except ImportError:
             pass
-    results = evaluate_batches(batches, list(metrics or default_metrics(dataset)), options,
-                               rows=rows)
+    results = evaluate_batches((from_pair_batch(b, b["generated_image"]) for b in batches),
+                               names, options, rows=rows)
     return FolderReport(results, dataset, len(files), found.missing, len(found.unmatched))

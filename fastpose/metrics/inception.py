@@ -228,7 +228,7 @@ def load_inception(variant: str = "fid", path: Optional[PathLike] = None) -> Inc
     """
     if variant not in WEIGHT_KEYS:
         raise ValueError(f"variant must be one of {sorted(WEIGHT_KEYS)}, got {variant!r}")
+    state = weights.load_state_dict(WEIGHT_KEYS[variant], path)  # a missing file fails first
     net = InceptionV3(variant)
-    state = weights.load_state_dict(WEIGHT_KEYS[variant], path)
     weights.load_into(net, state, f"Inception-v3 ({variant})", ignore_prefixes=("AuxLogits.",))
     return net.eval()

@@ -22,7 +22,8 @@ from typing import Optional
 import torch
 from torch import Tensor
 
-from fastpose.metrics.batch import EvalBatch, pixels, pose_mask, white_border
+from fastpose.metrics.batch import (TARGET_MASK_ENCODING, EvalBatch, pixels, pose_mask,
+                                    white_border)
 from fastpose.metrics.inception import InceptionV3, load_inception
 from fastpose.metrics.options import MetricOptions
 from fastpose.metrics.registry import Metric, MetricResult, register_metric
@@ -138,6 +139,7 @@ def _build_is(options: MetricOptions) -> Metric:
 
 
 @register_metric("mask_is", higher_is_better=True,
-                 description="Inception Score of the generated images times the target pose mask")
+                 description="Inception Score of the generated images times the target pose mask",
+                 encodings=(TARGET_MASK_ENCODING,))
 def _build_mask_is(options: MetricOptions) -> Metric:
     return _build(options, masked=True)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import abc
 from dataclasses import dataclass, field
-from typing import Callable, Iterable, Optional
+from typing import Callable, Iterable, Optional, Sequence
 
 from fastpose.metrics.batch import EvalBatch
 from fastpose.metrics.options import MetricOptions
@@ -52,18 +52,22 @@ class MetricInfo:
     factory: Callable[[MetricOptions], Metric]  # builds the metric
     higher_is_better: bool  # direction of improvement, for table arrows
     description: str  # one line for listings
+    # PairDataset encodings the metric reads when a batch carries them (e.g. the target pose
+    # mask, else drawn from the keypoints); a trainer asks its dataset for them
+    encodings: tuple[str, ...] = ()
 
 
 METRICS: dict[str, MetricInfo] = {}
 
 
-def register_metric(name: str, *, higher_is_better: bool, description: str):
+def register_metric(name: str, *, higher_is_better: bool, description: str,
+                    encodings: Sequence[str] = ()):
     """Decorator registering ``factory(options) -> Metric`` under ``name``."""
 
     def deco(factory: Callable[[MetricOptions], Metric]) -> Callable[[MetricOptions], Metric]:
         if name in METRICS:
             raise ValueError(f"metric {name!r} is already registered")
-        METRICS[name] = MetricInfo(name, factory, higher_is_better, description)
+        METRICS[name] = MetricInfo(name, factory, higher_is_better, description, tuple(encodings))
         return factory
 
     return deco
@@ -105,3 +109,18 @@ def build_metrics(names: Iterable[str], options: Optional[MetricOptions] = None
         except MetricUnavailable as exc:
             unavailable[n] = str(exc)
     return built, unavailable
+
+
+def metric_encodings(names: Iterable[str]) -> tuple[str, ...]:
+    """The PairDataset encodings the named metrics read (see :attr:`MetricInfo.encodings`),
+    without repeats; unknown names raise."""
+    return tuple(dict.fromkeys(e for n in names for e in metric_info(n).encodings))
+
+
+def available_metrics(names: Iterable[str], options: Optional[MetricOptions] = None
+                      ) -> tuple[str, ...]:
+    """The named metrics that can be computed here (weights and dependencies present), in order;
+    unknown names raise."""
+    names = list(names)
+    built, _ = build_metrics(names, options)
+    return tuple(n for n in dict.fromkeys(names) if n in built)

@@ -28,7 +28,8 @@ from typing import Optional, Union
 import torch
 from torch import Tensor
 
-from fastpose.metrics.batch import EvalBatch, pixels, pose_mask, white_border
+from fastpose.metrics.batch import (TARGET_MASK_ENCODING, EvalBatch, pixels, pose_mask,
+                                    white_border)
 from fastpose.metrics.options import MetricOptions
 from fastpose.metrics.registry import Metric, MetricResult, register_metric
 from fastpose.ops import ssim
@@ -136,7 +137,8 @@ def _build_ssim(options: MetricOptions) -> Metric:
 
 
 @register_metric("mask_ssim", higher_is_better=True,
-                 description="SSIM of both images times the target pose mask (Market)")
+                 description="SSIM of both images times the target pose mask (Market)",
+                 encodings=(TARGET_MASK_ENCODING,))
 def _build_mask_ssim(options: MetricOptions) -> Metric:
     from fastpose.metrics.batch import POSE_MASK_FN, pose_function
 

@@ -63,13 +63,16 @@ def format_table(results: Mapping[str, Mapping[str, Cell]], dataset: Optional[st
                 header_of[name] = header
                 order.append(name)
     order += [n for n in seen if n not in order]
-    notes: list[str] = []
+    # one footnote per distinct reason, naming every metric it applies to (IS, mask-IS and FID
+    # miss the same weight file)
+    notes: dict[str, list[str]] = {}
     random_used = False
 
-    def note(text: str) -> str:
-        if text not in notes:
-            notes.append(text)
-        return f"[{notes.index(text) + 1}]"
+    def note(name: str, reason: str) -> str:
+        names = notes.setdefault(reason, [])
+        if name not in names:
+            names.append(name)
+        return f"[{list(notes).index(reason) + 1}]"
 
     def arrow(name: str) -> str:
         info = METRICS.get(name)
@@ -86,7 +89,7 @@ def format_table(results: Mapping[str, Mapping[str, Cell]], dataset: Optional[st
             if cell is None:
                 cells.append("–")
             elif isinstance(cell, str):
-                cells.append("n/a " + note(f"{name}: {cell}"))
+                cells.append("n/a " + note(name, cell))
             else:
                 text = f"{cell.value:.{digits}f}"
                 if cell.random_weights:
@@ -100,5 +103,6 @@ def format_table(results: Mapping[str, Mapping[str, Cell]], dataset: Optional[st
                      f"the value means nothing)")
     if notes:
         lines.append("")
-        lines += [f"[{i + 1}] {text}" for i, text in enumerate(notes)]
+        lines += [f"[{i + 1}] {', '.join(names)}: {reason}"
+                  for i, (reason, names) in enumerate(notes.items())]
     return "\n".join(lines)
