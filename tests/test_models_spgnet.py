@@ -292,3 +292,34 @@ def test_generate_follows_a_forced_spatn_prediction():
     with torch.no_grad():
         expected = m._generate(inp, torch.full((N, H, W), 9, dtype=torch.long)).clamp(-1, 1)
     torch.testing.assert_close(m.generate(b), expected)
+
+
+# --- through the loop and the CLIs ---------------------------------------------------------------------
+
+def test_cli_trains_spgnet_on_a_parsing_folder_and_reports_parsing_accuracy(tmp_path, capsys):
+    """PATN-layout Market folder with parsing PNGs (SPATN* preset), both loop stages, the final table
+    with stage 1's parsing accuracy next to copying the source parsing, then evaluate from the run."""
+    import json
+
+    from fastpose import evaluate
+    from fastpose.train.__main__ import main
+    from patn_folder import make_patn_folder
+    root = tmp_path / "market"
+    make_patn_folder(root, "train", parsing=True)
+    make_patn_folder(root, "test", parsing=True)
+    tiny = [f"--{k.replace('_', '-')}={v}" for k, v in TINY.items()]
+    args = ["--model", "spgnet", "--data", f"market:{root}", "--out", str(tmp_path / "runs"), "--run-name", "r",
+            "--image-h", "32", "--image-w", "16", "--batch-size", "2", "--eval-pairs", "0", "--workers", "0",
+            "--device", "cpu", "--sample-pairs", "2", "--allow-random-features", "true", "--log-every", "1", *tiny]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # random VGG19 offline
+        assert main(args) == 0
+    run = tmp_path / "runs" / "r"
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert metrics["step"] == 2 and metrics["pairs"] == 4
+    for who in ("model", "copy_source"):
+        assert 0 <= metrics[who]["parsing_acc"] <= 1 and "ssim" in metrics[who]
+    assert "parsing_acc" in capsys.readouterr().out
+    log = (run / "log.csv").read_text().splitlines()
+    assert "warmup" in log[1] and "adversarial" in log[-1]
+    assert evaluate.main(["--run", str(run), "--metrics", "ssim"]) == 0
