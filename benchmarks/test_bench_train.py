@@ -11,6 +11,7 @@ from __future__ import annotations
 import pytest
 import torch
 
+from fastpose.data.cihp import NUM_CIHP_LABELS
 from fastpose.models import BuildContext, get_model, list_models
 from fastpose.pose.encodings.registry import ENCODING_CHANNELS
 from fastpose.train.config import default_config
@@ -26,6 +27,10 @@ def _batch(encodings, n, size, device):
          "source_keypoints": torch.rand(n, 18, 2, generator=g) * torch.tensor([h, w]),
          "target_keypoints": torch.rand(n, 18, 2, generator=g) * torch.tensor([h, w])}
     for e in encodings:
+        if e == "parsing":  # read from files by the dataset: CIHP label maps [N, H, W]
+            for side in ("source", "target"):
+                b[f"{side}_parsing"] = torch.randint(0, NUM_CIHP_LABELS, (n, h, w), generator=g)
+            continue
         # Random binary maps with each encoding's registered channel count.
         c = ENCODING_CHANNELS[e]
         for side in ("source", "target"):

@@ -11,7 +11,10 @@ loop can wrap each one in DDP or ``torch.compile``), and tells the loop
   and hands each one to ``update(optimizer_name, loss)``, which the loop implements (zero_grad,
   backward with the AMP scaler, NaN/Inf check, optimiser step); the model decides the order of the
   updates, so several discriminators and generator/discriminator alternation fit,
-- how to generate from a batch (:meth:`PoseTransferModel.generate`).
+- how to generate from a batch (:meth:`PoseTransferModel.generate`),
+- optionally, model-specific held-out metrics: ``extra_metrics(dataset, pairs, batch_size, device)``
+  returning ``{"model": {name: value}, "copy_source": {name: value}}``, which the loop adds to its
+  final table (e.g. SPGNet's stage-1 parsing accuracy).
 
 Batches are dicts of tensors as produced by :class:`fastpose.data.PairDataset`: ``source_image`` and
 ``target_image`` ``[N, 3, H, W]`` in [-1, 1], ``source_keypoints``/``target_keypoints``

@@ -380,6 +380,11 @@ class Trainer:
                 result = evaluate_model(self.model, self.data.test, self._metrics(), self.cfg.eval_pairs,
                                         self.cfg.eval_batch_size, self.device, self.cfg.impl,
                                         progress=self.progress)
+                # Model-specific held-out metrics (e.g. SPGNet's parsing accuracy), same table.
+                extra = getattr(self.model, "extra_metrics", None)
+                for who, vals in (extra(self.data.test, self.cfg.eval_pairs, self.cfg.eval_batch_size,
+                                        self.device) if extra else {}).items():
+                    result.setdefault(who, {}).update(vals)
             result.update(step=self.step, skipped_updates=self.skipped_updates, notes=self.cfg.notes)
             (self.run_dir / "metrics.json").write_text(json.dumps(result, indent=2) + "\n")
             if self.progress:
