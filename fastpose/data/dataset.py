@@ -77,7 +77,7 @@ class PairDataset(Dataset):
 
     With ``raw=True`` a sample is the raw form of :mod:`fastpose.data.encoder` instead: images
     uint8 ``[3, H, W]``, parsing uint8 ``[H, W]``, keypoints, names, index, and no encodings
-    (about 50 KB instead of ~3.6 MB per Market sample with every encoding, which is what makes
+    (about 66 KB instead of ~3.6 MB per Market sample with every encoding, which is what makes
     the worker -> main process transfer cheap). :attr:`batch_encoder` turns a collated raw batch
     into exactly the batch the default mode gives, on the batch's device (the trainer applies it
     after moving the batch to its CPU or GPU). Both modes share that code.

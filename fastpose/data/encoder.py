@@ -2,7 +2,7 @@
 
 A *raw* sample (``PairDataset(..., raw=True)``) carries what was read from disk, already resized
 and flipped: ``<side>_image`` uint8 ``[3, H, W]``, ``<side>_keypoints`` float32 ``[18, 2]``,
-``<side>_parsing`` uint8 ``[H, W]`` (when requested), names and the index. It is about 50 KB
+``<side>_parsing`` uint8 ``[H, W]`` (when requested), names and the index. It is about 66 KB
 instead of the ~3.6 MB of a fully encoded Market sample, so little crosses the worker -> main
 process boundary. :class:`BatchEncoder` then turns a collated raw batch into the batch a model
 receives (:mod:`fastpose.models.base`), on whatever device the batch is on (the trainer's GPU,
