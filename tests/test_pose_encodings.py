@@ -368,3 +368,17 @@ def test_distance_maps_match_a_per_pixel_loop():
             want = np.array([[math.exp(-0.3 * _segment_distance_loop(kp[n, i], kp[n, j], (y, x)))
                               for x in range(w)] for y in range(h)])
             np.testing.assert_allclose(got[n, c].numpy(), want, rtol=0, atol=2e-6)
+
+
+@pytest.mark.parametrize("radius", [0, 1, 4, 6])
+def test_paint_disks_is_the_union_of_per_pixel_disks(radius):
+    from fastpose.pose.encodings._common import paint_disks
+    h, w = 17, 12
+    g = torch.Generator().manual_seed(10 + radius)
+    centres = (torch.rand(4, 30, 2, generator=g) * torch.tensor([h + 20.0, w + 20.0]) - 10).round()
+    centres[centres == -1] = -2  # -1 would read as "missing" in the per-pixel statement
+    valid = torch.rand(4, 30, generator=g) < 0.7
+    got = paint_disks(centres.long(), valid, radius, (h, w))
+    kp = torch.where(valid[..., None], centres, torch.full_like(centres, -1.0))
+    want = _disks_by_test(kp, h, w, radius).amax(1).bool()
+    assert got.dtype == torch.bool and torch.equal(got, want)

@@ -7,7 +7,7 @@ import math
 import torch
 from torch import Tensor
 
-from fastpose.pose.encodings._common import Size, batched, disk_offsets, grid, paint, present
+from fastpose.pose.encodings._common import Size, batched, grid, paint_disks, present
 from fastpose.pose.openpose import HEAD_POLYGON_JOINTS, MASK_LIMBS, TORSO_POLYGON_JOINTS
 
 
@@ -88,8 +88,7 @@ def pose_mask_pg2(keypoints: Tensor, size: Size, *, radius: int = 4, closing: in
     if radius < 0:
         raise ValueError(f"radius must be >= 0, got {radius}")
     centres, valid = _limb_centres(keypoints, size, radius)
-    offsets = disk_offsets(radius, keypoints.device)
-    mask = paint(centres.long()[:, None], valid[:, None], offsets, size, radius).to(keypoints.dtype)
+    mask = paint_disks(centres.long(), valid, radius, size)[:, None].to(keypoints.dtype)
     return binary_closing(mask, closing) if closing > 1 else mask
 
 
