@@ -124,3 +124,21 @@ def test_trainer_data_encodes_training_batches_with_the_transform(tmp_path):
     for key in ("source_image", "source_heatmaps", "target_heatmaps", "target_pose_mask_pg2"):
         assert batch[key].dtype == test[key].dtype and batch[key].shape[1:] == test[key].shape
     assert torch.equal(batch["target_heatmaps"][1], bundle.test[1]["target_heatmaps"])  # same folder
+
+
+def test_potgan_mask_reuses_the_pg2_mask_only_with_equal_parameters(folder, monkeypatch):
+    import fastpose.pose.encodings.masks as masks
+    calls = []
+    real = masks.pose_mask_pg2.__wrapped__
+    monkeypatch.setattr(masks.pose_mask_pg2, "__wrapped__", lambda *a, **k: calls.append(1) or real(*a, **k))
+    raw = PairDataset(folder, encodings=("pose_mask_pg2", "pose_mask_potgan"), raw=True)
+    batch = raw.batch_encoder(collate([raw[0], raw[2]]))
+    assert calls == []  # the potgan mask started from the pg2 mask of its side
+    from fastpose.pose import pose_mask_potgan
+    assert torch.equal(batch["target_pose_mask_potgan"],
+                       pose_mask_potgan(batch["target_keypoints"], (128, 64)))
+    calls.clear()
+    other = PairDataset(folder, encodings=("pose_mask_pg2", "target_pose_mask_potgan"),
+                        encoding_params={"pose_mask_potgan": {"radius": 3}}, raw=True)
+    other.batch_encoder(collate([other[0]]))
+    assert calls == [1]  # different radius: drawn afresh, for the target only

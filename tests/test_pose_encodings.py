@@ -382,3 +382,12 @@ def test_paint_disks_is_the_union_of_per_pixel_disks(radius):
     kp = torch.where(valid[..., None], centres, torch.full_like(centres, -1.0))
     want = _disks_by_test(kp, h, w, radius).amax(1).bool()
     assert got.dtype == torch.bool and torch.equal(got, want)
+
+
+def test_pose_mask_potgan_from_a_given_pg2_mask():
+    kp = torch.cat([standing_pose()[None], random_poses(4, 128, 64, seed=3)])
+    pg2 = pose_mask_pg2(kp, (128, 64), radius=3)
+    assert torch.equal(pose_mask_potgan(kp, (128, 64), radius=3, pg2_mask=pg2),
+                       pose_mask_potgan(kp, (128, 64), radius=3))
+    with pytest.raises(ValueError, match=r"pg2_mask must be \[5, 1, 128, 64\]"):
+        pose_mask_potgan(kp, (128, 64), pg2_mask=pg2[:2])

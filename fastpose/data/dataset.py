@@ -17,7 +17,8 @@ from fastpose.data.errors import DataError, ProblemLog, check_on_error
 from fastpose.data.images import image_to_uint8, load_image, load_parsing, parsing_to_uint8
 from fastpose.data.layout import PRESET_SIZE, Layout
 from fastpose.data.pairs import read_pair_rows
-from fastpose.pose.encodings import ENCODING_CHANNELS, get_encoding, hflip, list_encodings, resize_keypoints
+from fastpose.pose.encodings import (ENCODING_CHANNELS, get_encoding, hflip, list_encodings,
+                                     resize_keypoints)
 
 logger = logging.getLogger("fastpose.data")
 

@@ -30,6 +30,9 @@ from fastpose.data.memory import retain_freed_memory
 from fastpose.pose.encodings import get_encoding
 
 SIDES = ("source", "target")
+# Encodings that start from another one of the same side when it is computed with the same
+# parameters: name -> (the other encoding, the keyword that takes it).
+REUSES = {"pose_mask_potgan": ("pose_mask_pg2", "pg2_mask")}
 
 
 def stack_samples(samples: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
@@ -100,12 +103,17 @@ class BatchEncoder:
             out[key] = images_to_float(image)
             if f"{side}_parsing" in out:
                 out[f"{side}_parsing"] = out[f"{side}_parsing"].long()
-        for name, sides in self.encodings.items():
+        # Encodings that reuse another come after it.
+        for name in sorted(self.encodings, key=lambda n: n in REUSES):
             fn, kwargs = get_encoding(name), self.params.get(name, {})
-            for side in sides:
+            base, keyword = REUSES.get(name, (None, None))
+            for side in self.encodings[name]:
                 if f"{side}_keypoints" not in out:
                     raise KeyError(f"batch has no {side + '_keypoints'!r} for {name!r}; keys: {sorted(out)}")
-                out[f"{side}_{name}"] = fn(out[f"{side}_keypoints"], self.size, **kwargs)
+                extra = {}
+                if side in self.encodings.get(base, ()) and self.params.get(base, {}) == kwargs:
+                    extra[keyword] = out[f"{side}_{base}"]
+                out[f"{side}_{name}"] = fn(out[f"{side}_keypoints"], self.size, **kwargs, **extra)
         return out
 
     def __repr__(self) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from typing import Optional
 
 import torch
 from torch import Tensor
@@ -137,7 +138,8 @@ def convex_fill(keypoints: Tensor, size: Size, joints: tuple[int, ...]) -> Tenso
 
 
 @batched
-def pose_mask_potgan(keypoints: Tensor, size: Size, *, radius: int = 4, closing: int = 5) -> Tensor:
+def pose_mask_potgan(keypoints: Tensor, size: Size, *, radius: int = 4, closing: int = 5,
+                     pg2_mask: Optional[Tensor] = None) -> Tensor:
     """PoT-GAN's full-body pose mask (Li et al. 2021, Sec. IV-C and Fig. 4).
 
     The PG2 mask (:func:`pose_mask_pg2`) plus the head and torso filled as polygons, which closes
@@ -150,10 +152,18 @@ def pose_mask_potgan(keypoints: Tensor, size: Size, *, radius: int = 4, closing:
         keypoints: ``[N, 18, 2]`` (y, x), -1 = missing.
         size: output (H, W).
         radius, closing: as in :func:`pose_mask_pg2`.
+        pg2_mask: ``pose_mask_pg2`` of the same keypoints, size, radius and closing when it is
+            computed anyway (``BatchEncoder`` passes it), so it is not drawn twice.
     Returns:
         ``[N, 1, H, W]`` in {0, 1}.
     """
-    mask = pose_mask_pg2.__wrapped__(keypoints, size, radius=radius, closing=closing)
+    if pg2_mask is None:
+        mask = pose_mask_pg2.__wrapped__(keypoints, size, radius=radius, closing=closing)
+    elif pg2_mask.shape != (keypoints.shape[0], 1, *size):
+        raise ValueError(f"pg2_mask must be [{keypoints.shape[0]}, 1, {size[0]}, {size[1]}], "
+                         f"got {list(pg2_mask.shape)}")
+    else:
+        mask = pg2_mask
     for joints in (HEAD_POLYGON_JOINTS, TORSO_POLYGON_JOINTS):
         mask = torch.maximum(mask, convex_fill(keypoints, size, joints))
     return mask
