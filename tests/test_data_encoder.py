@@ -14,7 +14,8 @@ from fastpose.data.encoder import stack_samples, unstack_batch
 from fastpose.train.data import build_data, collate
 from patn_folder import NAMES, image_pixels, make_patn_folder, parsing_pixels
 
-ALL = ("heatmaps", "peaks", "disks", "pose_mask_pg2", "pose_mask_potgan", "distance_maps", "parsing")
+ALL = ("heatmaps", "peaks", "disks", "pose_mask_pg2", "pose_mask_potgan", "distance_maps",
+       "parsing")
 
 
 @pytest.fixture
@@ -61,7 +62,8 @@ def test_batch_encoder_gives_exactly_the_per_sample_encodings(folder, flip):
     loaded = raw.batch_encoder(next(iter(DataLoader(raw, batch_size=4, collate_fn=collate))))
     assert loaded["source_image"].dtype == torch.float32
     assert loaded["source_image"].min() >= -1 and loaded["source_image"].max() <= 1
-    assert loaded["target_parsing"].dtype == torch.int64 and loaded["target_parsing"].shape == (4, 128, 64)
+    assert loaded["target_parsing"].dtype == torch.int64
+    assert loaded["target_parsing"].shape == (4, 128, 64)
     for key in ("source_heatmaps", "target_distance_maps", "target_pose_mask_potgan"):
         assert loaded[key].dtype == torch.float32 and loaded[key].is_contiguous()
     assert loaded["target_heatmaps"].shape == (4, 18, 128, 64)
@@ -83,7 +85,7 @@ def test_batch_encoder_errors(folder):
     encoded = raw.batch_encoder(batch)
     with pytest.raises(TypeError, match="must be uint8"):
         raw.batch_encoder(encoded)  # encoding twice
-    with pytest.raises(ValueError, match=r"source_image must be \[N, 3, 64, 32\], got \[2, 3, 128, 64\]"):
+    with pytest.raises(ValueError, match=r"source_image must be \[N, 3, 64, 32\], got \[2, 3, 128"):
         BatchEncoder((64, 32), {"heatmaps": ("source",)})(batch)
     with pytest.raises(KeyError, match="target_keypoints"):
         raw.batch_encoder({k: v for k, v in batch.items() if k != "target_keypoints"})
@@ -123,14 +125,16 @@ def test_trainer_data_encodes_training_batches_with_the_transform(tmp_path):
     test = bundle.test[0]
     for key in ("source_image", "source_heatmaps", "target_heatmaps", "target_pose_mask_pg2"):
         assert batch[key].dtype == test[key].dtype and batch[key].shape[1:] == test[key].shape
-    assert torch.equal(batch["target_heatmaps"][1], bundle.test[1]["target_heatmaps"])  # same folder
+    # Train and test folders hold the same images and poses here.
+    assert torch.equal(batch["target_heatmaps"][1], bundle.test[1]["target_heatmaps"])
 
 
 def test_potgan_mask_reuses_the_pg2_mask_only_with_equal_parameters(folder, monkeypatch):
     import fastpose.pose.encodings.masks as masks
     calls = []
     real = masks.pose_mask_pg2.__wrapped__
-    monkeypatch.setattr(masks.pose_mask_pg2, "__wrapped__", lambda *a, **k: calls.append(1) or real(*a, **k))
+    monkeypatch.setattr(masks.pose_mask_pg2, "__wrapped__",
+                        lambda *a, **k: calls.append(1) or real(*a, **k))
     raw = PairDataset(folder, encodings=("pose_mask_pg2", "pose_mask_potgan"), raw=True)
     batch = raw.batch_encoder(collate([raw[0], raw[2]]))
     assert calls == []  # the potgan mask started from the pg2 mask of its side

@@ -8,7 +8,7 @@ process boundary. :class:`BatchEncoder` then turns a collated raw batch into the
 receives (:mod:`fastpose.models.base`), on whatever device the batch is on (the trainer's GPU,
 or the main process's CPU threads):
 
-- ``<side>_image``: float32 ``[N, 3, H, W]`` in [-1, 1] (``x / 127.5 - 1``, PATN's Normalize(0.5, 0.5)),
+- ``<side>_image``: float32 ``[N, 3, H, W]`` in [-1, 1] (``x / 127.5 - 1``, PATN's normalisation),
 - ``<side>_parsing``: int64 ``[N, H, W]``,
 - ``<side>_<encoding>``: float32 ``[N, C, H, W]`` computed from ``<side>_keypoints`` by the batched
   :mod:`fastpose.pose` encodings, each side separately (contiguous outputs),
@@ -63,8 +63,10 @@ class BatchEncoder:
 
     On CPU the encodings use torch's intra-op threads; on a small machine shared with the
     DataLoader workers, one thread in the consuming process (``torch.set_num_threads(1)``) is
-    usually fastest. Calling it on a batch that is not raw (float images) raises a TypeError, so a batch cannot be
-    encoded twice by mistake. Picklable, so it can travel with a dataset to other processes.
+    usually fastest. Calling it on a batch that is not raw (float images) raises a TypeError,
+    so a batch cannot be encoded twice by mistake. Picklable, so it can travel with a dataset
+    to other processes. ``pose_mask_potgan`` starts from the side's ``pose_mask_pg2`` when both
+    are requested with equal parameters (:data:`REUSES`).
     """
 
     def __init__(self, size: tuple[int, int], encodings: Mapping[str, Sequence[str]],
@@ -109,7 +111,8 @@ class BatchEncoder:
             base, keyword = REUSES.get(name, (None, None))
             for side in self.encodings[name]:
                 if f"{side}_keypoints" not in out:
-                    raise KeyError(f"batch has no {side + '_keypoints'!r} for {name!r}; keys: {sorted(out)}")
+                    raise KeyError(f"batch has no {side + '_keypoints'!r} for {name!r}; "
+                                   f"keys: {sorted(out)}")
                 extra = {}
                 if side in self.encodings.get(base, ()) and self.params.get(base, {}) == kwargs:
                     extra[keyword] = out[f"{side}_{base}"]

@@ -31,7 +31,7 @@ _state: dict[str, bool] = {}
 
 
 def retain_freed_memory() -> bool:
-    """Make glibc's malloc reuse freed memory instead of returning it to the kernel (once per process).
+    """Make glibc's malloc reuse freed memory rather than return it to the kernel (once per process).
 
     Returns True when the setting is in effect (glibc), False elsewhere (nothing is changed).
     """

@@ -67,8 +67,9 @@ def _pair_datasets(root: str | Path, preset: str, encodings: Sequence[str], opts
     size = opts.get("image_size")
     size = tuple(size) if size and all(size) else None
     common = dict(preset=preset, encodings=tuple(encodings), image_size=size)
-    return (PairDataset(root, split="train", flip_prob=opts.get("flip_prob", 0.0), raw=True, **common),
-            PairDataset(root, split="test", **common))
+    # Training batches are encoded after the loader (DataBundle.train_transform), test samples here.
+    train = PairDataset(root, split="train", raw=True, flip_prob=opts.get("flip_prob", 0.0), **common)
+    return train, PairDataset(root, split="test", **common)
 
 
 @register_data("synthetic")

@@ -160,7 +160,7 @@ def paint_disks(centres: Tensor, valid: Tensor, radius: int, size: Size) -> Tens
 
 
 def stamp_disks(keypoints: Tensor, size: Size, radius: int) -> Tensor:
-    """Lattice disks ``dy^2 + dx^2 <= radius^2`` around each joint's nearest pixel, one channel per joint.
+    """Lattice disks ``dy^2 + dx^2 <= radius^2`` around each joint's nearest pixel, a channel per joint.
 
     The few disk pixels are scattered into a zeroed output (a memset plus ``N * K * pi r^2``
     writes) instead of testing every pixel of every channel: the output is the size of a batch of
@@ -168,14 +168,14 @@ def stamp_disks(keypoints: Tensor, size: Size, radius: int) -> Tensor:
     are sent to one spare element past the end, so no bounds check splits the scatter.
 
     Returns:
-        ``[N, K, H, W]`` in {0, 1} (keypoints' dtype, contiguous); missing joints give empty channels.
+        ``[N, K, H, W]`` in {0, 1} (keypoints' dtype, contiguous); a missing joint's channel is empty.
     """
     h, w = size
     n, k, _ = keypoints.shape
     offsets = disk_offsets(radius, keypoints.device)  # [Q, 2]
     # Clamping keeps far-away centres (which draw nothing inside either way) in integer range.
     centre = torch.floor(keypoints + 0.5)
-    cy = centre[..., 0].clamp(-radius - 1, h + radius).long()[..., None] + offsets[:, 0]  # [N, K, Q]
+    cy = centre[..., 0].clamp(-radius - 1, h + radius).long()[..., None] + offsets[:, 0]  # N,K,Q
     cx = centre[..., 1].clamp(-radius - 1, w + radius).long()[..., None] + offsets[:, 1]
     drawn = present(keypoints) & torch.isfinite(keypoints).all(-1)
     inside = drawn[..., None] & (cy >= 0) & (cy < h) & (cx >= 0) & (cx < w)
