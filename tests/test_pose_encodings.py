@@ -318,3 +318,76 @@ def test_cuda_matches_cpu(name):
     fn = get_encoding(name)
     kp = torch.cat([standing_pose()[None], random_poses(4, 128, 64, seed=7)])
     assert torch.allclose(fn(kp.cuda(), (128, 64)).cpu(), fn(kp, (128, 64)), atol=1e-5)
+
+
+# --- the scatter disks and separable distance maps against plain per-pixel statements -----------
+
+def _disks_by_test(kp: torch.Tensor, h: int, w: int, radius: int) -> torch.Tensor:
+    """Every pixel tested: dy^2 + dx^2 <= r^2 around the nearest pixel of each present joint."""
+    yy = torch.arange(h, dtype=torch.float64).view(h, 1)
+    xx = torch.arange(w, dtype=torch.float64).view(1, w)
+    c = torch.floor(kp.double() + 0.5)
+    on = (yy - c[..., 0, None, None]) ** 2 + (xx - c[..., 1, None, None]) ** 2 <= radius * radius
+    return (on & (kp != -1).all(-1)[..., None, None]).float()
+
+
+@pytest.mark.parametrize("radius", [0, 1, 4, 7])
+def test_disks_and_peaks_match_the_per_pixel_test(radius):
+    h, w = 21, 13
+    g = torch.Generator().manual_seed(radius)
+    # Fractional joints, joints near and beyond every border, far outside, and missing ones.
+    kp = torch.rand(5, 18, 2, generator=g) * torch.tensor([h + 12.0, w + 12.0]) - 6.0
+    kp[0, 0] = torch.tensor([1e6, -1e6])
+    kp[1, :4] = -1
+    got = disks(kp, (h, w), radius=radius)
+    assert got.shape == (5, 18, h, w) and got.is_contiguous()
+    assert torch.equal(got, _disks_by_test(kp, h, w, radius))
+    if radius == 0:
+        assert torch.equal(peaks(kp, (h, w)), got)
+    assert torch.equal(disks(kp.double(), (h, w), radius=radius), got.double())
+
+
+def _segment_distance_loop(a, b, p) -> float:
+    a, b, p = np.asarray(a, float), np.asarray(b, float), np.asarray(p, float)
+    e = b - a
+    t = 0.0 if not e.any() else min(max(np.dot(p - a, e) / np.dot(e, e), 0.0), 1.0)
+    return float(np.linalg.norm(p - a - t * e))
+
+
+def test_distance_maps_match_a_per_pixel_loop():
+    h, w = 19, 11
+    kp = random_poses(3, h, w, seed=5, p_missing=0.15) + torch.rand(3, 18, 2) * 0.5
+    kp[random_poses(3, h, w, seed=5, p_missing=0.15) == -1] = -1
+    kp[0, DISTANCE_MAP_LIMBS[0][1]] = kp[0, DISTANCE_MAP_LIMBS[0][0]]  # a zero-length segment
+    got = distance_maps(kp, (h, w), kappa=-0.3)
+    for n in range(3):
+        for c, (i, j) in enumerate(DISTANCE_MAP_LIMBS):
+            if (kp[n, i] == -1).any() or (kp[n, j] == -1).any():
+                assert got[n, c].eq(0).all()
+                continue
+            want = np.array([[math.exp(-0.3 * _segment_distance_loop(kp[n, i], kp[n, j], (y, x)))
+                              for x in range(w)] for y in range(h)])
+            np.testing.assert_allclose(got[n, c].numpy(), want, rtol=0, atol=2e-6)
+
+
+@pytest.mark.parametrize("radius", [0, 1, 4, 6])
+def test_paint_disks_is_the_union_of_per_pixel_disks(radius):
+    from fastpose.pose.encodings._common import paint_disks
+    h, w = 17, 12
+    g = torch.Generator().manual_seed(10 + radius)
+    centres = (torch.rand(4, 30, 2, generator=g) * torch.tensor([h + 20.0, w + 20.0]) - 10).round()
+    centres[centres == -1] = -2  # -1 would read as "missing" in the per-pixel statement
+    valid = torch.rand(4, 30, generator=g) < 0.7
+    got = paint_disks(centres.long(), valid, radius, (h, w))
+    kp = torch.where(valid[..., None], centres, torch.full_like(centres, -1.0))
+    want = _disks_by_test(kp, h, w, radius).amax(1).bool()
+    assert got.dtype == torch.bool and torch.equal(got, want)
+
+
+def test_pose_mask_potgan_from_a_given_pg2_mask():
+    kp = torch.cat([standing_pose()[None], random_poses(4, 128, 64, seed=3)])
+    pg2 = pose_mask_pg2(kp, (128, 64), radius=3)
+    assert torch.equal(pose_mask_potgan(kp, (128, 64), radius=3, pg2_mask=pg2),
+                       pose_mask_potgan(kp, (128, 64), radius=3))
+    with pytest.raises(ValueError, match=r"pg2_mask must be \[5, 1, 128, 64\]"):
+        pose_mask_potgan(kp, (128, 64), pg2_mask=pg2[:2])

@@ -12,8 +12,9 @@ from torch import Tensor
 from torch.utils.data import Dataset
 
 from fastpose.data.annotations import read_annotations
+from fastpose.data.encoder import BatchEncoder, stack_samples, unstack_batch
 from fastpose.data.errors import DataError, ProblemLog, check_on_error
-from fastpose.data.images import image_to_tensor, load_image, load_parsing, parsing_to_tensor
+from fastpose.data.images import image_to_uint8, load_image, load_parsing, parsing_to_uint8
 from fastpose.data.layout import PRESET_SIZE, Layout
 from fastpose.data.pairs import read_pair_rows
 from fastpose.pose.encodings import (ENCODING_CHANNELS, get_encoding, hflip, list_encodings,
@@ -70,13 +71,17 @@ class PairDataset(Dataset):
     ``encodings``: ``("heatmaps",)`` gives both ``source_heatmaps`` and ``target_heatmaps``;
     ``("target_pose_mask_pg2",)`` only the target's. Nothing else is computed.
 
-    Encodings are computed in the dataset, i.e. in the DataLoader workers, so the cost is
-    spread over them and ``dataset[i]`` is self-contained (any sampler, the default collate).
-    With a batch sampler the DataLoader calls :meth:`__getitems__` with a batch's indices and each
-    encoding is computed once for all poses of the batch (batched tensor code: per-op overhead,
-    which dominates for single 128x64 poses, is paid once per batch); the result is identical to
-    loading samples one by one. The functions are the batched ``fastpose.pose`` encodings, so a
-    trainer that prefers the GPU can request none here and encode the batch's keypoints there.
+    By default encodings are computed in the dataset, i.e. in the DataLoader workers, and
+    ``dataset[i]`` is self-contained (any sampler, the default collate). With a batch sampler the
+    DataLoader calls :meth:`__getitems__` with a batch's indices and each encoding is computed
+    once for all poses of the batch; the result is identical to loading samples one by one.
+
+    With ``raw=True`` a sample is the raw form of :mod:`fastpose.data.encoder` instead: images
+    uint8 ``[3, H, W]``, parsing uint8 ``[H, W]``, keypoints, names, index, and no encodings
+    (about 66 KB instead of ~3.6 MB per Market sample with every encoding, which is what makes
+    the worker -> main process transfer cheap). :attr:`batch_encoder` turns a collated raw batch
+    into exactly the batch the default mode gives, on the batch's device (the trainer applies it
+    after moving the batch to its CPU or GPU). Both modes share that code.
 
     Bad data (missing or unreadable image or parsing file, wrong CSV columns, keypoint lists of
     the wrong length or out of the image, pairs naming unknown images) raises
@@ -98,12 +103,13 @@ class PairDataset(Dataset):
         flip_prob: probability of mirroring a pair (both images together; PATN uses 0).
         on_error: "raise" or "skip".
         verify_images: decode every used image (and parsing map) at construction.
+        raw: return raw samples and leave the encoding to :attr:`batch_encoder` (see above).
     """
 
     def __init__(self, root: Union[str, Path], preset: str = "market", split: str = "train", *,
                  encodings: Sequence[str] = (), encoding_params: Optional[Mapping[str, Mapping[str, Any]]] = None,
                  image_size: Optional[tuple[int, int]] = None, flip_prob: float = 0.0,
-                 on_error: str = "raise", verify_images: bool = False):
+                 on_error: str = "raise", verify_images: bool = False, raw: bool = False):
         self.layout = Layout.for_preset(root, preset)
         self.split = split
         self.layout.images(split)  # validates the split name
@@ -121,6 +127,11 @@ class PairDataset(Dataset):
         if stray:
             raise ValueError(f"encoding_params given for encodings not requested: {sorted(stray)}")
         self.parsing_sides: tuple[str, ...] = self.encodings.get("parsing", ())
+        self.raw = bool(raw)
+        # Raw batch -> model batch: the keypoint encodings, float images, int64 parsing.
+        self.batch_encoder = BatchEncoder(
+            self.size, {n: s for n, s in self.encodings.items() if n not in FILE_ENCODINGS},
+            self.encoding_params)
         self.num_skipped_at_load = 0
 
         self._log = ProblemLog(on_error)
@@ -192,14 +203,15 @@ class PairDataset(Dataset):
         return self.__getitems__([index])[0]
 
     def __getitems__(self, indices: Sequence[int]) -> list[dict[str, Any]]:
-        """Load several pairs, then compute their encodings in one batched call per encoding.
+        """Load several pairs, then (unless ``raw``) encode them in one batched call per encoding.
 
         DataLoader calls this with a whole batch's indices: batching amortises the per-op cost of
         the encodings, which dominates for single 128x64 poses. Same result as one by one.
         """
         samples = [self._load_readable(self._check_index(i)) for i in indices]
-        self._encode(samples)
-        return samples
+        if self.raw or not samples:
+            return samples
+        return unstack_batch(self.batch_encoder(stack_samples(samples)), len(samples))
 
     def _check_index(self, index: int) -> int:
         if not -len(self) <= index < len(self):
@@ -232,8 +244,8 @@ class PairDataset(Dataset):
             image = image.resize((w, h), Image.BILINEAR)
             keypoints = resize_keypoints(keypoints, self.native_size, self.size)
             parsing = None if parsing is None else parsing.resize((w, h), Image.NEAREST)
-        parsing_t = None if parsing is None else parsing_to_tensor(parsing, parsing_path)
-        return image_to_tensor(image), keypoints.clone(), parsing_t
+        parsing_t = None if parsing is None else parsing_to_uint8(parsing, parsing_path)
+        return image_to_uint8(image), keypoints.clone(), parsing_t
 
     def _load(self, index: int) -> dict[str, Any]:
         names = self.pairs[index]
@@ -250,23 +262,6 @@ class PairDataset(Dataset):
                 sample[f"{side}_parsing"] = parsing
         return sample
 
-    def _encode(self, samples: list[dict[str, Any]]) -> None:
-        """Add the keypoint encodings to raw samples: one call per encoding for all poses."""
-        if not samples:
-            return
-        keypoints = torch.stack([s[f"{side}_keypoints"] for s in samples for side in SIDES])
-        for name, sides in self.encodings.items():
-            if name in FILE_ENCODINGS:
-                continue
-            # Rows of `keypoints` that need this encoding: sample-major, side-minor.
-            rows = [(s, side) for s in samples for side in sides]
-            select = [i * len(SIDES) + SIDES.index(side)
-                      for i in range(len(samples)) for side in sides]
-            maps = get_encoding(name)(keypoints[select], self.size,
-                                      **self.encoding_params.get(name, {}))
-            for (sample, side), m in zip(rows, maps):
-                sample[f"{side}_{name}"] = m
-
     def __repr__(self) -> str:
         return (f"PairDataset(root={str(self.layout.root)!r}, split={self.split!r}, "
-                f"pairs={len(self)}, size={self.size}, encodings={list(self.encodings)})")
+                f"pairs={len(self)}, size={self.size}, encodings={list(self.encodings)}, raw={self.raw})")

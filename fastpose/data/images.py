@@ -53,16 +53,34 @@ def load_parsing(path: PathLike, size: Optional[tuple[int, int]] = None) -> Imag
     return image
 
 
+def image_to_uint8(image: Image.Image) -> Tensor:
+    """RGB PIL image -> uint8 ``[3, H, W]`` (contiguous), the raw form that crosses process boundaries."""
+    array = torch.from_numpy(np.array(image, dtype=np.uint8, copy=True))
+    return array.permute(2, 0, 1).contiguous()
+
+
+def images_to_float(images: Tensor) -> Tensor:
+    """uint8 images ``[..., 3, H, W]`` -> float32 in [-1, 1] (``x / 127.5 - 1``, PATN's
+    ``Normalize(0.5, 0.5)``); works on any device."""
+    if images.dtype != torch.uint8:
+        raise TypeError(f"images must be uint8 (raw samples), got dtype {images.dtype}")
+    return images.to(torch.float32).div_(127.5).sub_(1.0)
+
+
 def image_to_tensor(image: Image.Image) -> Tensor:
     """RGB PIL image -> float32 ``[3, H, W]`` in [-1, 1] (PATN's ``Normalize(0.5, 0.5)``)."""
-    array = torch.from_numpy(np.array(image, dtype=np.uint8, copy=True))
-    return array.permute(2, 0, 1).float().div_(127.5).sub_(1.0)
+    return images_to_float(image_to_uint8(image))
 
 
-def parsing_to_tensor(image: Image.Image, path: PathLike = "<parsing>") -> Tensor:
-    """Label PIL image -> int64 ``[H, W]`` with labels checked to be CIHP's 0..19."""
-    labels = torch.from_numpy(np.array(image, dtype=np.uint8, copy=True)).long()
+def parsing_to_uint8(image: Image.Image, path: PathLike = "<parsing>") -> Tensor:
+    """Label PIL image -> uint8 ``[H, W]`` with labels checked to be CIHP's 0..19."""
+    labels = torch.from_numpy(np.array(image, dtype=np.uint8, copy=True))
     top = int(labels.max()) if labels.numel() else 0
     if top >= NUM_CIHP_LABELS:
         raise DataError(f"parsing label {top} is outside the {NUM_CIHP_LABELS} CIHP labels", path)
     return labels
+
+
+def parsing_to_tensor(image: Image.Image, path: PathLike = "<parsing>") -> Tensor:
+    """Label PIL image -> int64 ``[H, W]`` with labels checked to be CIHP's 0..19."""
+    return parsing_to_uint8(image, path).long()

@@ -1,6 +1,11 @@
 """Datasets of a run: ``--data synthetic | market:DIR | deepfashion:DIR`` -> train/test
 :class:`fastpose.data.PairDataset` with the pose encodings the model needs (optionally resized,
-with flips for training), and the loop's resumable sampler."""
+with flips for training), and the loop's resumable sampler.
+
+The training set yields raw samples (uint8 images, keypoints, no encodings: little to move from
+the DataLoader workers); :attr:`DataBundle.train_transform` (the dataset's
+:class:`fastpose.data.BatchEncoder`) turns each collated batch into the model's batch on the
+training device. The test set yields finished samples (sample grids, evaluation)."""
 
 from __future__ import annotations
 
@@ -23,6 +28,9 @@ class DataBundle:
     test: Dataset  # held-out pairs: sample grids and final metrics
     image_size: tuple[int, int]  # (H, W) of the images the model sees
     kind: str  # synthetic | market | deepfashion
+    # Applied by the loop to each collated training batch after moving it to the device: raw
+    # batch -> model batch (fastpose.data.BatchEncoder). None: the samples are finished already.
+    train_transform: Optional[Callable[[dict], dict]] = None
 
 
 def check_dataset_folder(root: str | Path, kind: str) -> Layout:
@@ -59,8 +67,9 @@ def _pair_datasets(root: str | Path, preset: str, encodings: Sequence[str], opts
     size = opts.get("image_size")
     size = tuple(size) if size and all(size) else None
     common = dict(preset=preset, encodings=tuple(encodings), image_size=size)
-    return (PairDataset(root, split="train", flip_prob=opts.get("flip_prob", 0.0), **common),
-            PairDataset(root, split="test", **common))
+    # Training batches are encoded after the loader (DataBundle.train_transform), test samples here.
+    train = PairDataset(root, split="train", raw=True, flip_prob=opts.get("flip_prob", 0.0), **common)
+    return train, PairDataset(root, split="test", **common)
 
 
 @register_data("synthetic")
@@ -93,7 +102,8 @@ def build_data(kind: str, root: Optional[str], encodings: Sequence[str], image_s
     if len(train) == 0 or len(test) == 0:
         raise DataError(f"{kind} data has {len(train)} training and {len(test)} test pairs")
     size = tuple(train[0]["source_image"].shape[-2:])
-    return DataBundle(train, test, size, kind)
+    transform = train.batch_encoder if getattr(train, "raw", False) else None
+    return DataBundle(train, test, size, kind, transform)
 
 
 class ResumableSampler(DistributedSampler):

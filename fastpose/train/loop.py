@@ -284,6 +284,8 @@ class Trainer:
                 batch = next(batches)
                 batch = {k: v.to(self.device, non_blocking=True) if isinstance(v, Tensor) else v
                          for k, v in batch.items()}
+                if self.data.train_transform is not None:  # raw batch -> model batch, on the device
+                    batch = self.data.train_transform(batch)
                 self._stepped = False
                 with self._autocast():
                     losses = self.model.train_step(stage.name, batch, self._update)

@@ -7,7 +7,8 @@ annotation CSV lies on the centre of row 3, column 5.
 
 from __future__ import annotations
 
-from typing import Callable
+import math
+from typing import Callable, Optional
 
 import torch
 from torch import Tensor
@@ -68,31 +69,45 @@ def batched(fn: Callable[..., Tensor]) -> Callable[..., Tensor]:
     return wrapper
 
 
-def segment_distance(a: Tensor, b: Tensor, size: Size) -> Tensor:
-    """Euclidean distance of every pixel to segments ``a -> b``.
+def segment_distance(a: Tensor, b: Tensor, size: Size, scale: float = 1.0,
+                     hidden: Optional[Tensor] = None) -> Tensor:
+    """Euclidean distance of every pixel to segments ``a -> b``, times ``scale``.
+
+    With the unit direction u of the segment (any unit vector for a zero-length one) and the
+    offset q = p - a of a pixel, the distance splits into a part across the segment, q x u, and
+    a part along it past either end, max(|q.u - L/2| - L/2, 0) (L the length): both are a row
+    term plus a column term, so the full-size work is a few in-place passes, and the sum of two
+    squares needs no clamp before the square root. No |p - a|^2 - s^2/L^2 cancellation either,
+    which loses about 1e-3 in float32 near long segments.
 
     Args:
         a, b: segment end points ``[N, L, 2]`` (y, x).
         size: (H, W).
+        scale: factor applied to the coordinates before the distance (free: it scales the row
+            and column terms), e.g. the decay of a distance map.
+        hidden: optional ``[N, L]`` bool; those segments get an infinite distance everywhere
+            (through the row term: no extra pass, no device sync).
     Returns:
-        ``[N, L, H, W]`` distances in pixels (a zero-length segment gives the point distance).
+        ``[N, L, H, W]`` distances in pixels times scale (a zero-length segment gives the point
+        distance).
     """
     yy, xx = grid(size, a)
-    d = b - a
-    length2 = (d * d).sum(-1)[..., None, None]  # [N, L, 1, 1]
-    inv = torch.where(length2 > 0, 1.0 / length2.clamp_min(torch.finfo(a.dtype).tiny),
-                      torch.zeros_like(length2))
-    py = yy - a[..., 0, None, None]  # [N, L, H, 1] pixel offsets from a, per axis
-    px = xx - a[..., 1, None, None]  # [N, L, 1, W]
-    dy, dx = d[..., 0, None, None], d[..., 1, None, None]
-    # Everything separable is built on one axis and combined once: s = (p - a).(b - a),
-    # t = clamp(s / |b - a|^2, 0, 1), and |p - a - t (b - a)|^2 = |p - a|^2 + t (t |b - a|^2 - 2 s).
-    # Written as few full-size passes as possible: this is the data loader's most costly encoding.
-    s = py * dy + px * dx
-    t = torch.mul(s, inv).clamp_(0, 1)
-    w = s.mul_(-2).addcmul_(t, length2)
-    dist2 = (py * py + px * px).addcmul_(t, w)
-    return dist2.clamp_(min=0).sqrt_()
+    e = b - a
+    length = torch.linalg.vector_norm(e, dim=-1)  # [N, L]
+    nonzero = length > 0
+    inv = 1.0 / length.clamp_min(torch.finfo(a.dtype).tiny)
+    uy = torch.where(nonzero, e[..., 0] * inv, torch.ones_like(length))[..., None, None]
+    ux = torch.where(nonzero, e[..., 1] * inv, torch.zeros_like(length))[..., None, None]
+    half = (length * (0.5 * scale))[..., None, None]
+    qy = (yy - a[..., 0, None, None]) * scale  # [N, L, H, 1]
+    qx = (xx - a[..., 1, None, None]) * scale  # [N, L, 1, W]
+    along = (qy * uy - half) + qx * ux  # [N, L, H, W]: (q.u - L/2), scaled
+    row = qy * ux
+    if hidden is not None:
+        row = row + torch.where(hidden, math.inf, 0.0).to(row.dtype)[..., None, None]
+    across = row - qx * uy  # q x u (up to sign), scaled
+    past = along.abs_().sub_(half).clamp_min_(0)
+    return across.mul_(across).addcmul_(past, past).sqrt_()
 
 
 def disk_offsets(radius: int, device: torch.device) -> Tensor:
@@ -103,51 +118,69 @@ def disk_offsets(radius: int, device: torch.device) -> Tensor:
     return torch.stack([dy[keep], dx[keep]], dim=-1)
 
 
-def paint(centres: Tensor, valid: Tensor, offsets: Tensor, size: Size, margin: int) -> Tensor:
-    """Union of a pixel pattern drawn around integer centres, per channel.
+def paint_disks(centres: Tensor, valid: Tensor, radius: int, size: Size) -> Tensor:
+    """Union of the lattice disks ``dy^2 + dx^2 <= radius^2`` around integer centres, per row.
 
-    Scattering the few pattern pixels is much cheaper than testing every pixel of every channel.
-    Each channel is drawn on a canvas with a margin as wide as the pattern, so no pattern pixel
-    needs a bounds test, plus a dump area below it where the invalid centres draw.
+    The centres are set on a canvas with a ``radius`` margin (one pixel each), then dilated by
+    the disk: row offset dy of a disk is a run of ``2 floor(sqrt(r^2 - dy^2)) + 1`` columns, so
+    horizontal ORs of growing width (2 r shifted ORs) and one vertical OR per dy (2 r + 1) do it:
+    about 4 r + 1 boolean passes over a 1-channel canvas instead of one write per disk pixel.
 
     Args:
-        centres: integer (y, x) pixels ``[N, C, P, 2]`` (P centres per channel).
-        valid: ``[N, C, P]`` bool, which centres to draw.
-        offsets: the pattern ``[Q, 2]`` of integer (dy, dx).
+        centres: integer (y, x) pixels ``[N, P, 2]`` (long).
+        valid: ``[N, P]`` bool, which centres to draw.
+        radius: disk radius (>= 0).
         size: (H, W).
-        margin: the largest ``|dy|`` or ``|dx|`` in offsets (given, to avoid a device sync).
     Returns:
-        ``[N, C, H, W]`` float32 in {0, 1}; pattern pixels outside the image are dropped (so a
-        centre outside the image still draws the part of its pattern that is inside).
+        ``[N, H, W]`` bool; disk pixels outside the image are dropped (a centre outside the image
+        still draws the part of its disk that is inside).
     """
-    n, c, _, _ = centres.shape
+    n = centres.shape[0]
     h, w = size
-    m = margin
-    hp, wp = h + 2 * m, w + 2 * m  # canvas with margins
-    rows = hp + 2 * m + 1  # ... and a dump area below it
-    cy, cx = centres[..., 0] + m, centres[..., 1] + m
-    valid = valid & (cy >= 0) & (cy < hp) & (cx >= 0) & (cx < wp)
-    cy = torch.where(valid, cy, torch.full_like(cy, hp + m))  # the dump centre
-    cx = torch.where(valid, cx, torch.full_like(cx, m))
-    channel = torch.arange(n * c, device=centres.device).view(n, c, 1)
-    base = (channel * rows + cy) * wp + cx  # [N, C, P]
-    flat = base[..., None] + (offsets[:, 0] * wp + offsets[:, 1])  # [N, C, P, Q]
-    canvas = torch.zeros(n * c * rows * wp, device=centres.device)
-    canvas[flat.reshape(-1)] = 1.0
-    return canvas.view(n, c, rows, wp)[:, :, m:m + h, m:m + w]
+    r = radius
+    hc, wc = h + 2 * r, w + 2 * r  # canvas: the image at offset (r, r)
+    cy, cx = centres[..., 0] + r, centres[..., 1] + r
+    # A centre off the canvas is more than r away from the image: it draws nothing.
+    keep = valid & (cy >= 0) & (cy < hc) & (cx >= 0) & (cx < wc)
+    row = torch.arange(n, device=centres.device).view(n, 1)
+    flat = torch.where(keep, (row * hc + cy) * wc + cx, n * hc * wc)  # the spare element: dropped
+    canvas = torch.zeros(n * hc * wc + 1, dtype=torch.bool, device=centres.device)
+    canvas[flat.view(-1)] = True
+    c = canvas[:-1].view(n, hc, wc)
+    # runs[k][:, i, x]: a centre in canvas row i within k columns of image column x.
+    runs = [c[:, :, r:r + w]]
+    for k in range(1, r + 1):
+        runs.append(runs[-1] | c[:, :, r - k:r - k + w] | c[:, :, r + k:r + k + w])
+    out = runs[r][:, r:r + h].clone()  # dy = 0
+    for dy in range(1, r + 1):
+        k = math.isqrt(r * r - dy * dy)
+        out |= runs[k][:, r - dy:r - dy + h]
+        out |= runs[k][:, r + dy:r + dy + h]
+    return out
 
 
 def stamp_disks(keypoints: Tensor, size: Size, radius: int) -> Tensor:
-    """Lattice disks ``dy^2 + dx^2 <= radius^2`` around each joint's nearest pixel, one channel per joint.
+    """Lattice disks ``dy^2 + dx^2 <= radius^2`` around each joint's nearest pixel, a channel per joint.
 
-    Row by row a disk is an interval of columns, so the test is one broadcast comparison of a
-    per-row half-width with a per-column offset (the cheapest full-size form).
+    The few disk pixels are scattered into a zeroed output (a memset plus ``N * K * pi r^2``
+    writes) instead of testing every pixel of every channel: the output is the size of a batch of
+    images per channel, so one cheap pass over it is what matters. Disk pixels outside the image
+    are sent to one spare element past the end, so no bounds check splits the scatter.
 
     Returns:
-        ``[N, K, H, W]`` in {0, 1} (keypoints' dtype); missing joints give empty channels.
+        ``[N, K, H, W]`` in {0, 1} (keypoints' dtype, contiguous); a missing joint's channel is empty.
     """
-    yy, xx = grid(size, keypoints)
+    h, w = size
+    n, k, _ = keypoints.shape
+    offsets = disk_offsets(radius, keypoints.device)  # [Q, 2]
+    # Clamping keeps far-away centres (which draw nothing inside either way) in integer range.
     centre = torch.floor(keypoints + 0.5)
-    room = radius * radius - (yy - centre[..., 0, None, None]) ** 2  # [N, K, H, 1]
-    room = torch.where(present(keypoints)[..., None, None], room, torch.full_like(room, -1.0))
-    return ((xx - centre[..., 1, None, None]) ** 2 <= room).to(keypoints.dtype)
+    cy = centre[..., 0].clamp(-radius - 1, h + radius).long()[..., None] + offsets[:, 0]  # N,K,Q
+    cx = centre[..., 1].clamp(-radius - 1, w + radius).long()[..., None] + offsets[:, 1]
+    drawn = present(keypoints) & torch.isfinite(keypoints).all(-1)
+    inside = drawn[..., None] & (cy >= 0) & (cy < h) & (cx >= 0) & (cx < w)
+    channel = torch.arange(n * k, device=keypoints.device).view(n, k, 1)
+    flat = torch.where(inside, (channel * h + cy) * w + cx, n * k * h * w)
+    canvas = torch.zeros(n * k * h * w + 1, dtype=keypoints.dtype, device=keypoints.device)
+    canvas.index_fill_(0, flat.view(-1), 1.0)
+    return canvas[:-1].view(n, k, h, w)

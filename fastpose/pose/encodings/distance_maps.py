@@ -33,5 +33,6 @@ def distance_maps(keypoints: Tensor, size: Size, *, kappa: float = -0.1) -> Tens
     a, b = keypoints[:, limbs[:, 0]], keypoints[:, limbs[:, 1]]
     ok = present(keypoints)
     visible = ok[:, limbs[:, 0]] & ok[:, limbs[:, 1]]
-    maps = segment_distance(a, b, size).mul_(kappa).exp_()
-    return maps.masked_fill_(~visible[..., None, None], 0.0)
+    # exp(kappa d) = exp(-(|kappa| d)): the decay scales the separable terms for free, and an
+    # infinite distance gives the invisible segments their zeros.
+    return segment_distance(a, b, size, scale=-kappa, hidden=~visible).neg_().exp_()

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import math
+from typing import Optional
 
 import torch
 from torch import Tensor
 
-from fastpose.pose.encodings._common import Size, batched, disk_offsets, grid, paint, present
+from fastpose.pose.encodings._common import Size, batched, grid, paint_disks, present
 from fastpose.pose.openpose import HEAD_POLYGON_JOINTS, MASK_LIMBS, TORSO_POLYGON_JOINTS
 
 
@@ -88,8 +89,7 @@ def pose_mask_pg2(keypoints: Tensor, size: Size, *, radius: int = 4, closing: in
     if radius < 0:
         raise ValueError(f"radius must be >= 0, got {radius}")
     centres, valid = _limb_centres(keypoints, size, radius)
-    offsets = disk_offsets(radius, keypoints.device)
-    mask = paint(centres.long()[:, None], valid[:, None], offsets, size, radius).to(keypoints.dtype)
+    mask = paint_disks(centres.long(), valid, radius, size)[:, None].to(keypoints.dtype)
     return binary_closing(mask, closing) if closing > 1 else mask
 
 
@@ -138,7 +138,8 @@ def convex_fill(keypoints: Tensor, size: Size, joints: tuple[int, ...]) -> Tenso
 
 
 @batched
-def pose_mask_potgan(keypoints: Tensor, size: Size, *, radius: int = 4, closing: int = 5) -> Tensor:
+def pose_mask_potgan(keypoints: Tensor, size: Size, *, radius: int = 4, closing: int = 5,
+                     pg2_mask: Optional[Tensor] = None) -> Tensor:
     """PoT-GAN's full-body pose mask (Li et al. 2021, Sec. IV-C and Fig. 4).
 
     The PG2 mask (:func:`pose_mask_pg2`) plus the head and torso filled as polygons, which closes
@@ -151,10 +152,18 @@ def pose_mask_potgan(keypoints: Tensor, size: Size, *, radius: int = 4, closing:
         keypoints: ``[N, 18, 2]`` (y, x), -1 = missing.
         size: output (H, W).
         radius, closing: as in :func:`pose_mask_pg2`.
+        pg2_mask: ``pose_mask_pg2`` of the same keypoints, size, radius and closing when it is
+            computed anyway (``BatchEncoder`` passes it), so it is not drawn twice.
     Returns:
         ``[N, 1, H, W]`` in {0, 1}.
     """
-    mask = pose_mask_pg2.__wrapped__(keypoints, size, radius=radius, closing=closing)
+    if pg2_mask is None:
+        mask = pose_mask_pg2.__wrapped__(keypoints, size, radius=radius, closing=closing)
+    elif pg2_mask.shape != (keypoints.shape[0], 1, *size):
+        raise ValueError(f"pg2_mask must be [{keypoints.shape[0]}, 1, {size[0]}, {size[1]}], "
+                         f"got {list(pg2_mask.shape)}")
+    else:
+        mask = pg2_mask
     for joints in (HEAD_POLYGON_JOINTS, TORSO_POLYGON_JOINTS):
         mask = torch.maximum(mask, convex_fill(keypoints, size, joints))
     return mask
