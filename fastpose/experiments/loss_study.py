@@ -122,7 +122,7 @@ def build_parser() -> argparse.ArgumentParser:
                                 description="Train PATN with each loss combination of Shi et al.'s "
                                             "Tables 1-4 on the synthetic set and tabulate SSIM, "
                                             "mask-SSIM and pSSIM.")
-    p.add_argument("--steps", type=int, default=300, help="iterations per configuration (5:2 constant / decay lr)")
+    p.add_argument("--steps", type=int, default=180, help="iterations per configuration (5:2 constant / decay lr)")
     p.add_argument("--batch-size", type=int, default=8, help="pairs per step")
     p.add_argument("--eval-pairs", type=int, default=256, help="held-out pairs for the metrics (0 = all)")
     p.add_argument("--seed", type=int, default=0, help="seed of every configuration")
