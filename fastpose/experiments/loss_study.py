@@ -112,7 +112,8 @@ def markdown(results: dict[str, dict], args: argparse.Namespace, seconds: float)
         ours = results[better]["model"][m] - results[worse]["model"][m]
         same = (paper > 0) == (ours > 0)
         agree += same
-        lines.append(f"| {better} > {worse} on {m} | {paper:+.3f} | {ours:+.3f} {'(agrees)' if same else '(differs)'} |")
+        verdict = "(agrees)" if same else "(differs)"
+        lines.append(f"| {better} > {worse} on {m} | {paper:+.3f} | {ours:+.3f} {verdict} |")
     lines += ["", f"{agree} of {len(CLAIMS)} directions agree."]
     return "\n".join(lines) + "\n"
 
@@ -122,7 +123,8 @@ def build_parser() -> argparse.ArgumentParser:
                                 description="Train PATN with each loss combination of Shi et al.'s "
                                             "Tables 1-4 on the synthetic set and tabulate SSIM, "
                                             "mask-SSIM and pSSIM.")
-    p.add_argument("--steps", type=int, default=180, help="iterations per configuration (5:2 constant / decay lr)")
+    p.add_argument("--steps", type=int, default=180,
+                   help="iterations per configuration (5:2 constant / decaying lr)")
     p.add_argument("--batch-size", type=int, default=8, help="pairs per step")
     p.add_argument("--eval-pairs", type=int, default=256, help="held-out pairs for the metrics (0 = all)")
     p.add_argument("--seed", type=int, default=0, help="seed of every configuration")
@@ -174,11 +176,12 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     seconds = time.perf_counter() - t0
     (out / "study.json").write_text(json.dumps({"args": vars(args), "seconds": seconds, "results": results},
                                                indent=2) + "\n")
-    if set(labels) == set(combinations()):
+    complete = set(labels) == set(combinations())  # the tables need every row
+    if complete:
         text = markdown(results, args, seconds)
         (out / "study.md").write_text(text)
         print(text)
-    print(f"wrote {out / 'study.json'}" + (f" and {out / 'study.md'}" if set(labels) == set(combinations()) else ""))
+    print(f"wrote {out / 'study.json'}" + (f" and {out / 'study.md'}" if complete else ""))
     return 0
 
 

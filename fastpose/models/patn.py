@@ -35,9 +35,10 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 
-from fastpose.losses import PSSIMConfig, PerceptualLoss, gan_loss, l1_loss, pssim_loss, pssim_star_loss, ssim_loss
+from fastpose.losses import (PerceptualLoss, PSSIMConfig, gan_loss, l1_loss, pssim_loss, pssim_star_loss,
+                             ssim_loss)
 from fastpose.models.base import Batch, BuildContext, PoseTransferModel, Stage, Update
 from fastpose.models.discriminators import ResnetDiscriminator
 from fastpose.models.image_pool import ImagePool
@@ -64,7 +65,7 @@ class PATNConfig:
     n_blocks: int = 9  # pose-attentional transfer blocks
     norm: str = "batch"  # batch (Market) | instance (DeepFashion), in G and both Ds
     dropout: bool = True  # dropout 0.5 in G's blocks (the authors' runs do not pass --no_dropout)
-    pose_encoding: str = "heatmaps"  # pose maps of G and D_PB: heatmaps (sigma 6) | peaks (DF files' 1-pixel maps)
+    pose_encoding: str = "heatmaps"  # pose maps of G and D_PB: heatmaps (sigma 6) | peaks (DF 1-pixel maps)
     # -- discriminators --
     ndf: int = 64  # width of the discriminators' first convolution
     d_down: int = 2  # stride-2 convolutions of each discriminator (--D_n_downsampling)
