@@ -33,7 +33,9 @@ def test_cli_unknown_model_lists_models(capsys):
         parse_args(["--model", "nope"])
     assert exc.value.code == 2
     err = capsys.readouterr().err
-    assert "unknown model 'nope'; available models: pg2" in err
+    assert "unknown model 'nope'; available models: " in err
+    listed = err.split("available models: ", 1)[1].split("\n", 1)[0].split(", ")
+    assert "pg2" in listed and listed == sorted(listed)
 
 
 def test_presets_follow_the_authors_settings():

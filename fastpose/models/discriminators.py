@@ -6,6 +6,8 @@ import math
 
 from torch import Tensor, nn
 
+from fastpose.models.patn_blocks import make_norm
+
 
 class DCGANDiscriminator(nn.Module):
     """The DCGAN discriminator as PG2's authors used it (``wgan_gp.DCGANDiscriminator``).
@@ -50,3 +52,57 @@ class DCGANDiscriminator(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         """x ``[N, C, H, W]`` -> logits ``[N]``."""
         return self.fc(self.body(x).flatten(1)).squeeze(1)
+
+
+class ResnetBlock(nn.Module):
+    """CycleGAN's residual block: ``x + [pad, conv3x3, norm, ReLU, (dropout 0.5), pad, conv3x3, norm](x)``
+    with reflection padding (PATN's ``networks.ResnetBlock``)."""
+
+    def __init__(self, dim: int, norm: str, dropout: bool, bias: bool) -> None:
+        super().__init__()
+        layers: list[nn.Module] = [nn.ReflectionPad2d(1), nn.Conv2d(dim, dim, 3, bias=bias),
+                                   make_norm(norm, dim), nn.ReLU(True)]
+        if dropout:
+            layers.append(nn.Dropout(0.5))
+        layers += [nn.ReflectionPad2d(1), nn.Conv2d(dim, dim, 3, bias=bias), make_norm(norm, dim)]
+        self.body = nn.Sequential(*layers)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return x + self.body(x)
+
+
+class ResnetDiscriminator(nn.Sequential):
+    """PATN's discriminator (``networks.ResnetDiscriminator``, ``which_model_netD='resnet'``).
+
+    ReflectionPad(3) + conv7x7 to ``ndf``, norm, ReLU; ``n_down`` stride-2 conv3x3 doubling the
+    width, each + norm + ReLU; ``n_blocks`` :class:`ResnetBlock` at ``ndf * 2**n_down`` channels.
+    There is **no final 1-channel convolution**: the output is the ``ndf * 2**n_down``-channel map
+    itself, every element of which the GAN loss judges (the authors' sigmoid, for BCE, is folded into
+    :func:`fastpose.losses.gan_loss`, which takes logits). Convolutions have a bias only with
+    instance norm (``use_bias = norm_layer == InstanceNorm2d``). The authors never pass D through
+    their N(0, 0.02) ``init_weights``, so PyTorch's default initialisation is kept.
+
+    Args:
+        in_channels: 21 for the shape discriminator (image + 18 target heatmaps), 6 for the
+            appearance discriminator (image + source image).
+        ndf: width of the first convolution (64).
+        n_down: stride-2 convolutions (``--D_n_downsampling``, 2).
+        n_blocks: residual blocks (``--n_layers_D``, 3).
+        norm: ``"batch"`` or ``"instance"`` (the generator's norm in the authors' runs).
+        dropout: dropout(0.5) in the residual blocks (on: ``not opt.no_dropout_D``).
+    Shapes: ``[N, in_channels, H, W] -> [N, ndf * 2**n_down, H / 2**n_down, W / 2**n_down]`` (logits).
+    """
+
+    def __init__(self, in_channels: int, ndf: int = 64, n_down: int = 2, n_blocks: int = 3,
+                 norm: str = "batch", dropout: bool = True) -> None:
+        bias = norm == "instance"
+        layers: list[nn.Module] = [nn.ReflectionPad2d(3), nn.Conv2d(in_channels, ndf, 7, bias=bias),
+                                   make_norm(norm, ndf), nn.ReLU(True)]
+        for i in range(n_down):
+            c = ndf * 2 ** i
+            layers += [nn.Conv2d(c, 2 * c, 3, stride=2, padding=1, bias=bias), make_norm(norm, 2 * c),
+                       nn.ReLU(True)]
+        dim = ndf * 2 ** n_down
+        layers += [ResnetBlock(dim, norm, dropout, bias) for _ in range(n_blocks)]
+        super().__init__(*layers)
+        self.in_channels, self.out_channels = in_channels, dim
