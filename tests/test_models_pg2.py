@@ -7,6 +7,7 @@ import torch
 
 from fastpose.losses import PerceptualLoss, gan_loss, pose_mask_l1_loss
 from fastpose.models import BuildContext, get_model
+from fastpose.models.canvas import crop_from_canvas
 from fastpose.models.discriminators import DCGANDiscriminator
 from fastpose.models.pg2 import G1, G2, PG2Config
 from fastpose.models.vgg import (IMAGENET_MEAN, IMAGENET_STD, VGGFeatures, VGGWeightsNotFound,
@@ -53,7 +54,7 @@ def test_generate_pads_to_the_canvas_and_crops_back():
     assert out.shape == (2, 3, 64, 24) and out.abs().max() <= 1
     m.current_stage = "stage1"  # before stage 2, generate returns G1's image
     src, pose = m._inputs(b)
-    torch.testing.assert_close(m.generate(b), m._crop(m._stage1_output(src, pose), (64, 24)).clamp(-1, 1))
+    torch.testing.assert_close(m.generate(b), crop_from_canvas(m._stage1_output(src, pose), (64, 24)).clamp(-1, 1))
 
 
 def test_dcgan_discriminator_shapes_and_init():

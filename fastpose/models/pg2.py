@@ -44,6 +44,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from fastpose.losses import gan_loss, pose_mask_l1_loss
+from fastpose.models.canvas import crop_from_canvas, pad_to_canvas
 from fastpose.models.base import Batch, BuildContext, PoseTransferModel, Stage, Update
 from fastpose.models.discriminators import DCGANDiscriminator
 from fastpose.models.registry import register_model
@@ -238,15 +239,7 @@ class PG2(PoseTransferModel):
 
     # -- helpers -----------------------------------------------------------------------------
     def _pad(self, x: Tensor, value: float) -> Tensor:
-        h, w = x.shape[-2:]
-        ph, pw = self.canvas[0] - h, self.canvas[1] - w
-        if ph == 0 and pw == 0:
-            return x
-        return F.pad(x, (pw // 2, pw - pw // 2, ph // 2, ph - ph // 2), value=value)
-
-    def _crop(self, x: Tensor, size: tuple[int, int]) -> Tensor:
-        ph, pw = x.shape[-2] - size[0], x.shape[-1] - size[1]
-        return x[..., ph // 2: ph // 2 + size[0], pw // 2: pw // 2 + size[1]]
+        return pad_to_canvas(x, self.canvas, value)
 
     def _inputs(self, batch: Batch) -> tuple[Tensor, Tensor]:
         src = self._pad(batch["source_image"], self.cfg.pad_value)
@@ -308,4 +301,4 @@ class PG2(PoseTransferModel):
         out = self._stage1_output(src, pose)
         if self.current_stage != "stage1":  # G2 is untrained before stage 2
             out = self._refine(out, src)
-        return self._crop(out, size).clamp(-1, 1)
+        return crop_from_canvas(out, size).clamp(-1, 1)

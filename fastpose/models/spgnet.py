@@ -42,6 +42,7 @@ from torch import Tensor, nn
 
 from fastpose.data.cihp import NUM_CIHP_LABELS
 from fastpose.losses import PerceptualLoss, gan_loss, l1_loss
+from fastpose.models.canvas import crop_from_canvas, pad_to_canvas
 from fastpose.models.base import Batch, BuildContext, PoseTransferModel, Stage, Update
 from fastpose.models.patchgan import PatchGANDiscriminator
 from fastpose.models.patn_blocks import PATNetwork
@@ -173,15 +174,7 @@ class SPGNet(PoseTransferModel):
 
     # -- inputs ------------------------------------------------------------------------------
     def _pad(self, x: Tensor, value: float) -> Tensor:
-        h, w = x.shape[-2:]
-        ph, pw = self.canvas[0] - h, self.canvas[1] - w
-        if ph == 0 and pw == 0:
-            return x
-        return F.pad(x, (pw // 2, pw - pw // 2, ph // 2, ph - ph // 2), value=value)
-
-    def _crop(self, x: Tensor, size: tuple[int, int]) -> Tensor:
-        ph, pw = x.shape[-2] - size[0], x.shape[-1] - size[1]
-        return x[..., ph // 2: ph // 2 + size[0], pw // 2: pw // 2 + size[1]]
+        return pad_to_canvas(x, self.canvas, value)
 
     def _pose(self, batch: Batch, side: str, dtype: torch.dtype) -> Tensor:
         return self._pad(torch.cat([batch[f"{side}_{e}"].to(dtype) for e in POSE_ENCODINGS], 1), 0.0)
@@ -260,7 +253,7 @@ class SPGNet(PoseTransferModel):
     def predict_parsing(self, batch: Batch) -> Tensor:
         """SPATN's target parsing ``[N, H, W]`` (int64 CIHP labels) at the batch's image size."""
         inp = self._common(batch)
-        return self._crop(self.parsing_logits(inp).argmax(1), tuple(batch["source_image"].shape[-2:]))
+        return crop_from_canvas(self.parsing_logits(inp).argmax(1), tuple(batch["source_image"].shape[-2:]))
 
     @torch.no_grad()
     def generate(self, batch: Batch) -> Tensor:
@@ -269,7 +262,7 @@ class SPGNet(PoseTransferModel):
         size = tuple(batch["source_image"].shape[-2:])
         inp = self._common(batch)
         pred = self.parsing_logits(inp).argmax(1)
-        return self._crop(self._generate(inp, pred), size).clamp(-1, 1)
+        return crop_from_canvas(self._generate(inp, pred), size).clamp(-1, 1)
 
     @torch.no_grad()
     def extra_metrics(self, dataset, pairs: int, batch_size: int, device) -> dict[str, dict[str, float]]:

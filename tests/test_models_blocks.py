@@ -46,3 +46,15 @@ def test_bad_inputs():
         make_norm("group", 4)
     with pytest.raises(ValueError, match="n_blocks"):
         PATNetwork(3, 36, 3, n_blocks=0)
+
+
+def test_canvas_pad_and_crop_round_trip():
+    from fastpose.models.canvas import crop_from_canvas, pad_to_canvas
+    x = torch.randn(2, 3, 256, 176)
+    y = pad_to_canvas(x, (256, 256), 1.0)
+    assert y.shape[-2:] == (256, 256)
+    assert (y[..., :40] == 1).all() and (y[..., 216:] == 1).all()  # PATN's 40-pixel white border
+    torch.testing.assert_close(crop_from_canvas(y, (256, 176)), x)
+    assert pad_to_canvas(x, (256, 176), 1.0) is x
+    with pytest.raises(ValueError, match="larger than the canvas"):
+        pad_to_canvas(x, (128, 176), 1.0)
