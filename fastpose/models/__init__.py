@@ -1,7 +1,7 @@
 """Generators, discriminators and feature networks; the model registry.
 
 ``get_model(name)`` returns a registered :class:`PoseTransferModel` subclass; ``list_models()`` the
-names. Built-in models: ``pg2``.
+names. Built-in models: ``pg2``, ``pot_gan``.
 """
 
 from fastpose.models.base import BuildContext, PoseTransferModel, Stage, unwrap
