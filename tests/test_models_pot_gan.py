@@ -294,6 +294,17 @@ def test_main_job_command_trains_and_reports_on_a_tiny_synthetic_set(tmp_path, m
     assert (run / "checkpoints" / "latest.pt").is_file() and any((run / "samples").iterdir())
     metrics = json.loads((run / "metrics.json").read_text())
     assert metrics["step"] == 2 and {"ssim", "mask_ssim"} <= set(metrics["model"])
+    # The checkpoint generates from an image and two poses (encodings computed from keypoints).
+    from PIL import Image
+
+    from fastpose import generate
+    Image.fromarray((torch.rand(64, 32, 3) * 255).byte().numpy()).save(tmp_path / "src.png")
+    pose = [[8 + 2 * i, 10 + i % 12] for i in range(18)]
+    (tmp_path / "pose.json").write_text(json.dumps(pose))
+    assert generate.main(["--checkpoint", str(run), "--source", str(tmp_path / "src.png"),
+                          "--source-pose", str(tmp_path / "pose.json"), "--target-pose",
+                          json.dumps(pose[::-1]), "--out", str(tmp_path / "out.png")]) == 0
+    assert Image.open(tmp_path / "out.png").size == (32, 64)
 
 
 # --- the guided filter ----------------------------------------------------------------------
