@@ -1,7 +1,7 @@
 """Generators, discriminators and feature networks; the model registry.
 
 ``get_model(name)`` returns a registered :class:`PoseTransferModel` subclass; ``list_models()`` the
-names. Built-in models: ``pg2``, ``patn``, ``spgnet``.
+names. Built-in models: ``pot_gan`` (the default), ``pg2``, ``patn``, ``spgnet``.
 """
 
 from fastpose.models.base import BuildContext, PoseTransferModel, Stage, unwrap

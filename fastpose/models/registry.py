@@ -8,7 +8,8 @@ from typing import Callable
 MODELS: dict[str, type] = {}
 # Modules that register the built-in models; imported on first lookup so that importing
 # fastpose.models stays cheap.
-_BUILTIN = ("fastpose.models.pg2", "fastpose.models.patn", "fastpose.models.spgnet")
+_BUILTIN = ("fastpose.models.pg2", "fastpose.models.patn", "fastpose.models.pot_gan",
+            "fastpose.models.spgnet")
 
 
 def register_model(name: str, config_class: type) -> Callable[[type], type]:

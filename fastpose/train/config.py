@@ -23,7 +23,7 @@ DATA_KINDS = ("synthetic", "market", "deepfashion")
 @dataclass
 class TrainConfig:
     """Options of the generic loop (the model's options live in ``model_cfg``)."""
-    model: str = "pg2"  # registered model name (python -m fastpose.train --model NAME)
+    model: str = "pot_gan"  # registered model name (python -m fastpose.train --model NAME)
     data: str = "synthetic"  # synthetic | market:DIR | deepfashion:DIR
     out: str = "runs"  # parent folder of run directories
     run_name: str = ""  # run directory name under `out` (default: <00000>-<model>-<data kind>)
@@ -187,7 +187,7 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> tuple[TrainConfig, argpa
     model = known.model
     if model is None and known.resume:
         model = _model_of_run(known.resume, build_parser())
-    model = model or "pg2"
+    model = model or "pot_gan"
     try:
         get_model(model)
     except ValueError as exc:
