@@ -388,21 +388,34 @@ void scatter_run(const PairBlock<acc_t, kCap>& tb, const scalar_t* grow, acc_t* 
   }
 }
 
-// One channel of the position gradient: d[xy][q] += grow[q] * d sample / d position.
-template <bool kPair, typename scalar_t, typename acc_t, int64_t kCap>
-void pos_grad_run(const PairBlock<acc_t, kCap>& tb, const scalar_t* plane, const scalar_t* grow,
-                  acc_t* __restrict__ dgx, acc_t* __restrict__ dgy, int64_t cnt) {
+// Channels whose position gradient one pass sums in registers: the taps and the running
+// sums are loaded once per group rather than once per channel.
+constexpr int64_t kPosGradGroup = 4;
+
+// kCh channels of the position gradient: d[xy][q] += sum over the channels of
+// grow[q] * d sample / d position (planes and gradient rows `stride` elements apart).
+template <int64_t kCh, bool kPair, typename scalar_t, typename acc_t, int64_t kCap>
+void pos_grad_run(const PairBlock<acc_t, kCap>& tb, const scalar_t* plane, int64_t plane_stride,
+                  const scalar_t* grow, int64_t grow_stride, acc_t* __restrict__ dgx,
+                  acc_t* __restrict__ dgy, int64_t cnt) {
   const int32_t* r0 = tb.r[0];
   const int32_t* r1 = tb.r[1];
   _Pragma("omp simd")
   for (int64_t q = 0; q < cnt; ++q) {
-    acc_t v00, v01, v10, v11, px, py;
-    load_pair<kPair>(plane + r0[q], v00, v01);
-    load_pair<kPair>(plane + r1[q], v10, v11);
-    tm::pair_pos_grad(tb.at(q), v00, v01, v10, v11, px, py);
-    const acc_t gv = static_cast<acc_t>(grow[q]);
-    dgx[q] += gv * px;
-    dgy[q] += gv * py;
+    const tm::PairTaps<acc_t> t = tb.at(q);
+    acc_t sx = 0, sy = 0;
+    for (int64_t i = 0; i < kCh; ++i) {
+      const scalar_t* pl = plane + i * plane_stride;
+      acc_t v00, v01, v10, v11, px, py;
+      load_pair<kPair>(pl + r0[q], v00, v01);
+      load_pair<kPair>(pl + r1[q], v10, v11);
+      tm::pair_pos_grad(t, v00, v01, v10, v11, px, py);
+      const acc_t gv = static_cast<acc_t>(grow[i * grow_stride + q]);
+      sx += gv * px;
+      sy += gv * py;
+    }
+    dgx[q] += sx;
+    dgy[q] += sy;
   }
 }
 
@@ -470,12 +483,24 @@ void warp_backward_input(const TpsGeometry& g, const std::vector<acc_t>& gbuf,
         taps->fill(gx_all + p0, gx_all + pixels + p0, cnt, ax, ay);
         std::fill(dgx, dgx + cnt, acc_t(0));
         std::fill(dgy, dgy + cnt, acc_t(0));
-        for (int64_t ch = cc0; ch < cc1; ++ch) {
+        for (int64_t ch = cc0; ch < cc1;) {
+          const int64_t group = cc1 - ch >= kPosGradGroup ? kPosGradGroup : 1;
           const scalar_t* grow = gp + (n * c + ch) * pixels + p0;
-          if (dxp != nullptr) scatter_run<kPair>(*taps, grow, dxp + (n * c + ch) * plane_in, cnt);
-          if (dgpart != nullptr) {
-            pos_grad_run<kPair>(*taps, xp + (n * c + ch) * plane_in, grow, dgx, dgy, cnt);
+          if (dxp != nullptr) {
+            for (int64_t i = 0; i < group; ++i) {
+              scatter_run<kPair>(*taps, grow + i * pixels, dxp + (n * c + ch + i) * plane_in, cnt);
+            }
           }
+          if (dgpart != nullptr) {
+            const scalar_t* plane = xp + (n * c + ch) * plane_in;
+            if (group == kPosGradGroup) {
+              pos_grad_run<kPosGradGroup, kPair>(*taps, plane, plane_in, grow, pixels, dgx, dgy,
+                                                 cnt);
+            } else {
+              pos_grad_run<1, kPair>(*taps, plane, plane_in, grow, pixels, dgx, dgy, cnt);
+            }
+          }
+          ch += group;
         }
         if (dgpart != nullptr) {
           acc_t* part = dgpart + (task * 2) * pixels + p0;
