@@ -484,7 +484,7 @@ void warp_backward_input(const TpsGeometry& g, const std::vector<acc_t>& gbuf,
         std::fill(dgx, dgx + cnt, acc_t(0));
         std::fill(dgy, dgy + cnt, acc_t(0));
         for (int64_t ch = cc0; ch < cc1;) {
-          const int64_t group = cc1 - ch >= kPosGradGroup ? kPosGradGroup : 1;
+          const int64_t group = std::min(kPosGradGroup, cc1 - ch);
           const scalar_t* grow = gp + (n * c + ch) * pixels + p0;
           if (dxp != nullptr) {
             for (int64_t i = 0; i < group; ++i) {
@@ -493,11 +493,16 @@ void warp_backward_input(const TpsGeometry& g, const std::vector<acc_t>& gbuf,
           }
           if (dgpart != nullptr) {
             const scalar_t* plane = xp + (n * c + ch) * plane_in;
-            if (group == kPosGradGroup) {
-              pos_grad_run<kPosGradGroup, kPair>(*taps, plane, plane_in, grow, pixels, dgx, dgy,
-                                                 cnt);
-            } else {
-              pos_grad_run<1, kPair>(*taps, plane, plane_in, grow, pixels, dgx, dgy, cnt);
+            const auto run = [&](auto ch_count) {
+              pos_grad_run<decltype(ch_count)::value, kPair>(*taps, plane, plane_in, grow, pixels,
+                                                             dgx, dgy, cnt);
+            };
+            static_assert(kPosGradGroup == 4, "one instantiation per group size below");
+            switch (group) {
+              case 4: run(std::integral_constant<int64_t, 4>{}); break;
+              case 3: run(std::integral_constant<int64_t, 3>{}); break;
+              case 2: run(std::integral_constant<int64_t, 2>{}); break;
+              default: run(std::integral_constant<int64_t, 1>{});
             }
           }
           ch += group;
