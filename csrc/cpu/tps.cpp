@@ -10,14 +10,16 @@
 // uses a branch-free float log so they vectorise).
 //
 // Warp forward: the grid of every (sample, pixel) from the shared basis, then
-// per (sample, pixel chunk) the four bilinear taps once and a gather pass per
-// channel (one input plane in cache, one contiguous output run). Warp
-// backward: (A) the grid; (B) per (sample, channel chunk) the scatter into dx (each task owns
-// its dx planes: no races) and the position gradient summed over its
-// channels; (C) per (pixel block, sample) the basis-weighted sum of the
-// position gradient, then a fixed-order sum over blocks and dctrl = kinv^T dM.
-// Block and chunk sizes are constants, so results do not depend on the thread
-// count.
+// per (sample, pixel chunk) the bilinear taps once, as two row pairs
+// (tps_math::pair_taps, a vectorised loop), and a gather pass per channel (one
+// input plane in cache, one contiguous output run) that reads each row pair as
+// one 64-bit element. Warp backward: (A) the grid; (B) per (sample, channel
+// chunk) the scatter into dx, one 64-bit read-modify-write per row pair (each
+// task owns its dx planes: no races, no atomics), and the position gradient
+// summed over its channels in groups held in registers; (C) per (pixel block,
+// sample) the basis-weighted sum of the position gradient, then a fixed-order
+// sum over blocks and dctrl = kinv^T dM. Block, chunk and group sizes are
+// constants, so results do not depend on the thread count.
 #include <ATen/ATen.h>
 #include <ATen/Dispatch.h>
 #include <ATen/OpMathType.h>
