@@ -118,20 +118,6 @@ FASTPOSE_HD T unnormalize(T g, const Axis<T>& a) {
   return (g + T(1)) * a.scale + a.shift;
 }
 
-// The four bilinear taps of one sample position with zero padding: offsets
-// into a plane (0 for taps outside it) and weights (0 for taps outside it), so
-// gathers and scatters need no branches. fx, fy are the fractional parts and
-// m* the validity of each tap, kept for the position gradient. Offsets are
-// int32 (callers check that a plane has fewer than 2^31 elements), which halves
-// the index traffic and lets CPU gathers use 16 lanes.
-template <typename T>
-struct Taps {
-  int32_t o00, o01, o10, o11;  // offsets of (y0,x0), (y0,x1), (y1,x0), (y1,x1)
-  T w00, w01, w10, w11;        // weights, 0 outside the plane
-  T fx, fy;                    // fractional parts of the source position
-  T m00, m01, m10, m11;        // 1 where the tap is inside the plane, else 0
-};
-
 // Clamp an unnormalised coordinate to [-2, size + 1] (NaN to -2): beyond that
 // every tap reads padding either way, and the float-to-int conversion cannot
 // overflow.
@@ -141,52 +127,78 @@ FASTPOSE_HD T park(T v, T hi) {
   return v <= hi ? v : hi;
 }
 
+// The four bilinear taps of one sample position with zero padding, grouped as
+// two row pairs: the two columns x0, x0+1 of a sample are adjacent in memory, so each row is read (and, in the backward,
+// updated) as one pair starting at column bx = clamp(x0, 0, max(W-2, 0)), and
+// the rows y0, y0+1 are clamped into the plane. Taps outside the plane get
+// weight 0 in whichever slot their clamped column lands, so
+//   value = b0 (a0 x[r0] + a1 x[r0+1]) + b1 (a0 x[r1] + a1 x[r1+1])
+// needs no masks, and every pair lies inside one row of the plane (when
+// W >= 2; a one-column plane has a1 = 0 and its second slot must not be read).
+// A CPU gather then fetches two taps per 64-bit element, half the lanes of four
+// separate taps. Written with integer selects only, so loops over it vectorise.
+// Offsets are int32 (callers check that a plane has fewer than 2^31 elements).
 template <typename T>
-FASTPOSE_HD Taps<T> bilinear_taps(T gx, T gy, const Axis<T>& ax, const Axis<T>& ay) {
-  const T ix = park(unnormalize(gx, ax), ax.hi);
-  const T iy = park(unnormalize(gy, ay), ay.hi);
-  const T x0f = floor(ix), y0f = floor(iy);
-  const int32_t x0 = static_cast<int32_t>(x0f), y0 = static_cast<int32_t>(y0f);
-  const int32_t x1 = x0 + 1, y1 = y0 + 1;
-  Taps<T> t;
-  t.fx = ix - x0f;
-  t.fy = iy - y0f;
-  // Non-short-circuit & keeps the validity tests free of branches.
-  const bool vx0 = (x0 >= 0) & (x0 < ax.size), vx1 = (x1 >= 0) & (x1 < ax.size);
-  const bool vy0 = (y0 >= 0) & (y0 < ay.size), vy1 = (y1 >= 0) & (y1 < ay.size);
-  const bool v00 = vy0 & vx0, v01 = vy0 & vx1, v10 = vy1 & vx0, v11 = vy1 & vx1;
-  t.m00 = v00 ? T(1) : T(0);
-  t.m01 = v01 ? T(1) : T(0);
-  t.m10 = v10 ? T(1) : T(0);
-  t.m11 = v11 ? T(1) : T(0);
-  t.w00 = (T(1) - t.fx) * (T(1) - t.fy) * t.m00;
-  t.w01 = t.fx * (T(1) - t.fy) * t.m01;
-  t.w10 = (T(1) - t.fx) * t.fy * t.m10;
-  t.w11 = t.fx * t.fy * t.m11;
-  t.o00 = v00 ? y0 * ax.size + x0 : 0;
-  t.o01 = v01 ? y0 * ax.size + x1 : 0;
-  t.o10 = v10 ? y1 * ax.size + x0 : 0;
-  t.o11 = v11 ? y1 * ax.size + x1 : 0;
-  return t;
-}
-
-// Derivatives of one bilinear sample to the unnormalised source position,
-// from the four tap values (0 outside the plane via the masks).
-template <typename T>
-struct PosGrad {
-  T dx, dy;
+struct PairTaps {
+  int32_t r0, r1;  // plane offsets of the pairs' first elements in rows y0 and y0+1
+  T a0, a1;        // weights of the pair's two columns (0 for columns outside the plane)
+  T da0, da1;      // their derivatives to the unnormalised x position
+  T b0, b1;        // weights of the two rows (0 for rows outside the plane)
+  T db0, db1;      // their derivatives to the unnormalised y position
 };
 
+// floor(v) as an integer for |v| < 2^31: truncation, minus one where it rounded up.
+// Exact, and unlike floor() it vectorises without -fno-trapping-math.
 template <typename T>
-FASTPOSE_HD PosGrad<T> bilinear_pos_grad(const Taps<T>& t, T v00, T v01, T v10, T v11) {
-  v00 *= t.m00;
-  v01 *= t.m01;
-  v10 *= t.m10;
-  v11 *= t.m11;
-  PosGrad<T> g;
-  g.dx = (T(1) - t.fy) * (v01 - v00) + t.fy * (v11 - v10);
-  g.dy = (T(1) - t.fx) * (v10 - v00) + t.fx * (v11 - v01);
-  return g;
+FASTPOSE_HD int32_t floor_int(T v) {
+  const int32_t t = static_cast<int32_t>(v);
+  return t - static_cast<int32_t>(static_cast<T>(t) > v);
+}
+
+template <typename T>
+FASTPOSE_HD PairTaps<T> pair_taps(T gx, T gy, const Axis<T>& ax, const Axis<T>& ay) {
+  const T ix = park(unnormalize(gx, ax), ax.hi);
+  const T iy = park(unnormalize(gy, ay), ay.hi);
+  const int32_t x0 = floor_int(ix), y0 = floor_int(iy);
+  const T fx = ix - static_cast<T>(x0), fy = iy - static_cast<T>(y0);
+  const T vx0 = static_cast<T>((x0 >= 0) & (x0 < ax.size));
+  const T vx1 = static_cast<T>((x0 >= -1) & (x0 + 1 < ax.size));
+  const T vy0 = static_cast<T>((y0 >= 0) & (y0 < ay.size));
+  const T vy1 = static_cast<T>((y0 >= -1) & (y0 + 1 < ay.size));
+  // Pair start column and the slot of tap x0 in it (tap x0+1 sits one slot right).
+  const int32_t last = ax.size >= 2 ? ax.size - 2 : 0;
+  const int32_t bx = x0 < 0 ? 0 : (x0 > last ? last : x0);
+  const int32_t e = x0 - bx;
+  const T s0 = static_cast<T>(e == 0), sm = static_cast<T>(e == -1), sp = static_cast<T>(e == 1);
+  const T t0 = (T(1) - fx) * vx0, t1 = fx * vx1;  // tap weights of columns x0, x0+1
+  PairTaps<T> p;
+  p.a0 = s0 * t0 + sm * t1;
+  p.a1 = sp * t0 + s0 * t1;
+  p.da0 = sm * vx1 - s0 * vx0;
+  p.da1 = s0 * vx1 - sp * vx0;
+  p.b0 = (T(1) - fy) * vy0;
+  p.b1 = fy * vy1;
+  p.db0 = -vy0;
+  p.db1 = vy1;
+  const int32_t ylast = ay.size - 1;
+  const int32_t ry0 = y0 < 0 ? 0 : (y0 > ylast ? ylast : y0);
+  const int32_t ry1 = y0 + 1 < 0 ? 0 : (y0 + 1 > ylast ? ylast : y0 + 1);
+  p.r0 = ry0 * ax.size + bx;
+  p.r1 = ry1 * ax.size + bx;
+  return p;
+}
+
+// One bilinear sample from the two row pairs' values (v*0 at column bx, v*1 at bx+1).
+template <typename T>
+FASTPOSE_HD T pair_sample(const PairTaps<T>& t, T v00, T v01, T v10, T v11) {
+  return t.b0 * (t.a0 * v00 + t.a1 * v01) + t.b1 * (t.a0 * v10 + t.a1 * v11);
+}
+
+// Its derivatives to the unnormalised source position.
+template <typename T>
+FASTPOSE_HD void pair_pos_grad(const PairTaps<T>& t, T v00, T v01, T v10, T v11, T& dx, T& dy) {
+  dx = t.b0 * (t.da0 * v00 + t.da1 * v01) + t.b1 * (t.da0 * v10 + t.da1 * v11);
+  dy = t.db0 * (t.a0 * v00 + t.a1 * v01) + t.db1 * (t.a0 * v10 + t.a1 * v11);
 }
 
 // TPS mapping of one normalised output position: coef is [(K+3) x 2]

@@ -21,6 +21,7 @@ CASES = [
     ((1, 1, 1, 9), (5, 1)),
     ((3, 2, 12, 20), (7, 9)),
     ((2, 5, 9, 8), (23, 19)),
+    ((2, 3, 6, 1), (4, 3)),  # one-column input: the CPU kernel's single-slot path
 ]
 
 
@@ -191,6 +192,31 @@ def test_opcheck(device, need):
     grad_grid = torch.randn(2, 6, 5, 2, dtype=torch.float64, device=device)
     torch.library.opcheck(torch.ops.fastpose.tps_grid_backward.default,
                           (grad_grid, t, kinv, 6, 5, True))
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("align_corners", [False, True])
+@pytest.mark.parametrize("case", [
+    ((2, 6, 9, 7), (9, 7)),
+    ((2, 6, 5, 2), (6, 5)),  # two columns: every row pair is a whole row
+    ((1, 3, 7, 1), (5, 4)),  # one column
+    ((1, 6, 3, 4), (40, 37)),  # strong magnification: many pixels update one source pair
+], ids=lambda c: f"{'x'.join(map(str, c[0]))}-{c[1][0]}x{c[1][1]}")
+def test_large_displacements_match_reference(device, align_corners, case):
+    # Samples that straddle every border or leave the image: the tap clamping and the
+    # zero weights of taps outside the plane, values and both gradients.
+    shape, size = case
+    gen = torch.Generator().manual_seed(3)
+    x = torch.rand(shape, dtype=torch.float64, generator=gen).to(device).requires_grad_(True)
+    ctrl = (regular_target(3).double()[None] * 1.3
+            + 0.5 * torch.randn(shape[0], 9, 2, dtype=torch.float64, generator=gen))
+    ctrl = ctrl.to(device).requires_grad_(True)
+    out = tps_warp(x, ctrl, size, align_corners=align_corners, impl="ext")
+    ref = tps_warp_ref(x, ctrl, size, align_corners=align_corners)
+    torch.testing.assert_close(out, ref, **TOL[torch.float64])
+    g = torch.randn(out.shape, dtype=torch.float64, generator=gen).to(device)
+    for a, b in zip(grads(out, (x, ctrl), g), grads(ref, (x, ctrl), g)):
+        torch.testing.assert_close(a, b, **TOL[torch.float64])
 
 
 @pytest.mark.parametrize("device", DEVICES)

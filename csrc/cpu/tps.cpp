@@ -10,14 +10,16 @@
 // uses a branch-free float log so they vectorise).
 //
 // Warp forward: the grid of every (sample, pixel) from the shared basis, then
-// per (sample, pixel chunk) the four bilinear taps once and a gather pass per
-// channel (one input plane in cache, one contiguous output run). Warp
-// backward: (A) the grid; (B) per (sample, channel chunk) the scatter into dx (each task owns
-// its dx planes: no races) and the position gradient summed over its
-// channels; (C) per (pixel block, sample) the basis-weighted sum of the
-// position gradient, then a fixed-order sum over blocks and dctrl = kinv^T dM.
-// Block and chunk sizes are constants, so results do not depend on the thread
-// count.
+// per (sample, pixel chunk) the bilinear taps once, as two row pairs
+// (tps_math::pair_taps, a vectorised loop), and a gather pass per channel (one
+// input plane in cache, one contiguous output run) that reads each row pair as
+// one 64-bit element. Warp backward: (A) the grid; (B) per (sample, channel
+// chunk) the scatter into dx, one 64-bit read-modify-write per row pair (each
+// task owns its dx planes: no races, no atomics), and the position gradient
+// summed over its channels in groups held in registers; (C) per (pixel block,
+// sample) the basis-weighted sum of the position gradient, then a fixed-order
+// sum over blocks and dctrl = kinv^T dM. Block, chunk and group sizes are
+// constants, so results do not depend on the thread count.
 #include <ATen/ATen.h>
 #include <ATen/Dispatch.h>
 #include <ATen/OpMathType.h>
@@ -25,9 +27,15 @@
 #include <torch/library.h>
 
 #include <algorithm>
+#include <cstdint>
 #include <cstring>
 #include <memory>
+#include <type_traits>
 #include <vector>
+
+#if defined(__SSE2__)
+#include <immintrin.h>
+#endif
 
 #include "../tps_common.h"
 #include "../tps_math.h"
@@ -280,37 +288,238 @@ at::Tensor tps_grid_backward_cpu(const at::Tensor& grad_in, const at::Tensor& ta
 
 // --- tps_warp -------------------------------------------------------------------------------
 
-// The bilinear taps of a block of output pixels, shared by every channel.
-// Rows are padded by one cache line: rows a power of two apart map to the same
-// L1 sets, and the 14 store streams of fill() then thrash them (measured 10x
-// slower at 2048 pixels).
-template <typename acc_t, int64_t kCap = kBlock>
-struct TapBlock {
+// The bilinear taps (tps_math::pair_taps) of a chunk of output pixels, shared by every
+// channel. Rows are padded by one cache line: rows a power of two apart map to the same
+// L1 sets, and the store streams of fill() then thrash them.
+template <typename acc_t, int64_t kCap = kGatherChunk>
+struct PairBlock {
   static constexpr int64_t kRow = kCap + 64 / sizeof(acc_t);
-  alignas(64) int32_t o[4][kCap + 16];  // plane offsets (0 outside the plane)
-  alignas(64) acc_t w[4][kRow];         // weights (0 outside the plane)
-  alignas(64) acc_t m[4][kRow];         // tap validity
-  alignas(64) acc_t fx[kRow], fy[kRow];
+  alignas(64) int32_t r[2][kCap + 16];  // plane offsets of the row pairs
+  alignas(64) acc_t a[2][kRow];         // column weights
+  alignas(64) acc_t da[2][kRow];        // their x derivatives
+  alignas(64) acc_t b[2][kRow];         // row weights
+  alignas(64) acc_t db[2][kRow];        // their y derivatives
 
-  void fill(const acc_t* gx, const acc_t* gy, int64_t cnt, const tm::Axis<acc_t>& ax,
-            const tm::Axis<acc_t>& ay) {
+  void fill(const acc_t* __restrict__ gx, const acc_t* __restrict__ gy, int64_t cnt,
+            const tm::Axis<acc_t>& ax_in, const tm::Axis<acc_t>& ay_in) {
+    // Local copies: a load of the whole struct inside the loop blocks vectorisation.
+    const tm::Axis<acc_t> ax = ax_in, ay = ay_in;
+    _Pragma("omp simd")
     for (int64_t q = 0; q < cnt; ++q) {
-      const tm::Taps<acc_t> t = tm::bilinear_taps(gx[q], gy[q], ax, ay);
-      o[0][q] = t.o00, o[1][q] = t.o01, o[2][q] = t.o10, o[3][q] = t.o11;
-      w[0][q] = t.w00, w[1][q] = t.w01, w[2][q] = t.w10, w[3][q] = t.w11;
-      m[0][q] = t.m00, m[1][q] = t.m01, m[2][q] = t.m10, m[3][q] = t.m11;
-      fx[q] = t.fx, fy[q] = t.fy;
+      const tm::PairTaps<acc_t> t = tm::pair_taps(gx[q], gy[q], ax, ay);
+      r[0][q] = t.r0, r[1][q] = t.r1;
+      a[0][q] = t.a0, a[1][q] = t.a1, da[0][q] = t.da0, da[1][q] = t.da1;
+      b[0][q] = t.b0, b[1][q] = t.b1, db[0][q] = t.db0, db[1][q] = t.db1;
     }
   }
 
-  tm::Taps<acc_t> at(int64_t q) const {
-    tm::Taps<acc_t> t;
-    t.fx = fx[q], t.fy = fy[q];
-    t.m00 = m[0][q], t.m01 = m[1][q], t.m10 = m[2][q], t.m11 = m[3][q];
+  tm::PairTaps<acc_t> at(int64_t q) const {
+    tm::PairTaps<acc_t> t;
+    t.r0 = r[0][q], t.r1 = r[1][q];
+    t.a0 = a[0][q], t.a1 = a[1][q], t.da0 = da[0][q], t.da1 = da[1][q];
+    t.b0 = b[0][q], t.b1 = b[1][q], t.db0 = db[0][q], t.db1 = db[1][q];
     return t;
   }
 };
 
+// The two values of a row pair. kPair=false is the one-column plane, whose second slot
+// has weight 0 and lies outside the row. float reads the pair as one 64-bit element, so
+// a vectorised loop gathers two taps per lane.
+template <bool kPair, typename scalar_t, typename acc_t>
+inline void load_pair(const scalar_t* p, acc_t& v0, acc_t& v1) {
+  if constexpr (kPair && std::is_same_v<scalar_t, float>) {
+    uint64_t u;
+    std::memcpy(&u, p, sizeof(u));
+    const uint32_t lo = static_cast<uint32_t>(u), hi = static_cast<uint32_t>(u >> 32);
+    std::memcpy(&v0, &lo, sizeof(lo));
+    std::memcpy(&v1, &hi, sizeof(hi));
+  } else {
+    v0 = static_cast<acc_t>(p[0]);
+    v1 = kPair ? static_cast<acc_t>(p[1]) : acc_t(0);
+  }
+}
+
+// p[0] += d0, p[1] += d1 (p[1] untouched for a one-column plane); float as one 64-bit
+// load, add and store.
+template <bool kPair, typename acc_t>
+inline void add_pair(acc_t* p, acc_t d0, acc_t d1) {
+#if defined(__SSE2__)
+  if constexpr (kPair && std::is_same_v<acc_t, float>) {
+    const __m128 v = _mm_castpd_ps(_mm_load_sd(reinterpret_cast<const double*>(p)));
+    _mm_store_sd(reinterpret_cast<double*>(p),
+                 _mm_castps_pd(_mm_add_ps(v, _mm_setr_ps(d0, d1, 0.0f, 0.0f))));
+    return;
+  }
+#endif
+  p[0] += d0;
+  if constexpr (kPair) p[1] += d1;
+}
+
+// One channel of the forward: out[q] = the sample of plane at the chunk's taps.
+template <bool kPair, typename scalar_t, typename acc_t, int64_t kCap>
+void sample_run(const PairBlock<acc_t, kCap>& tb, const scalar_t* plane, scalar_t* out,
+                int64_t cnt) {
+  const int32_t* r0 = tb.r[0];
+  const int32_t* r1 = tb.r[1];
+  _Pragma("omp simd")
+  for (int64_t q = 0; q < cnt; ++q) {
+    acc_t v00, v01, v10, v11;
+    load_pair<kPair>(plane + r0[q], v00, v01);
+    load_pair<kPair>(plane + r1[q], v10, v11);
+    out[q] = static_cast<scalar_t>(tm::pair_sample(tb.at(q), v00, v01, v10, v11));
+  }
+}
+
+// Output pixels that update dx back to back are kScatterStride apart: neighbouring pixels
+// share source pairs, and a load overlapping half of a store still in flight stalls until
+// it retires (4 keeps apart pixels of warps that magnify up to about 4x).
+constexpr int64_t kScatterStride = 4;
+
+// One channel of the input gradient: dplane[taps of q] += weights * grow[q].
+template <bool kPair, typename scalar_t, typename acc_t, int64_t kCap>
+void scatter_run(const PairBlock<acc_t, kCap>& tb, const scalar_t* grow, acc_t* dplane,
+                 int64_t cnt) {
+  for (int64_t phase = 0; phase < kScatterStride; ++phase) {
+    for (int64_t q = phase; q < cnt; q += kScatterStride) {
+      const acc_t gv = static_cast<acc_t>(grow[q]);
+      const acc_t a0 = tb.a[0][q], a1 = tb.a[1][q];
+      const acc_t g0 = tb.b[0][q] * gv, g1 = tb.b[1][q] * gv;
+      add_pair<kPair>(dplane + tb.r[0][q], a0 * g0, a1 * g0);
+      add_pair<kPair>(dplane + tb.r[1][q], a0 * g1, a1 * g1);
+    }
+  }
+}
+
+// Channels whose position gradient one pass sums in registers: the taps and the running
+// sums are loaded once per group rather than once per channel.
+constexpr int64_t kPosGradGroup = 4;
+
+// kCh channels of the position gradient: d[xy][q] += sum over the channels of
+// grow[q] * d sample / d position (planes and gradient rows `stride` elements apart).
+template <int64_t kCh, bool kPair, typename scalar_t, typename acc_t, int64_t kCap>
+void pos_grad_run(const PairBlock<acc_t, kCap>& tb, const scalar_t* plane, int64_t plane_stride,
+                  const scalar_t* grow, int64_t grow_stride, acc_t* __restrict__ dgx,
+                  acc_t* __restrict__ dgy, int64_t cnt) {
+  const int32_t* r0 = tb.r[0];
+  const int32_t* r1 = tb.r[1];
+  _Pragma("omp simd")
+  for (int64_t q = 0; q < cnt; ++q) {
+    const tm::PairTaps<acc_t> t = tb.at(q);
+    acc_t sx = 0, sy = 0;
+    for (int64_t i = 0; i < kCh; ++i) {
+      const scalar_t* pl = plane + i * plane_stride;
+      acc_t v00, v01, v10, v11, px, py;
+      load_pair<kPair>(pl + r0[q], v00, v01);
+      load_pair<kPair>(pl + r1[q], v10, v11);
+      tm::pair_pos_grad(t, v00, v01, v10, v11, px, py);
+      const acc_t gv = static_cast<acc_t>(grow[i * grow_stride + q]);
+      sx += gv * px;
+      sy += gv * py;
+    }
+    dgx[q] += sx;
+    dgy[q] += sy;
+  }
+}
+
+// The grid of every (sample, pixel) from the shared per-block basis, [N][2][pixels].
+template <typename scalar_t, typename acc_t>
+std::vector<acc_t> warp_grid(const TpsGeometry& g, bool align_corners, const acc_t* target,
+                             const std::vector<acc_t>& coef) {
+  const int64_t pixels = g.h * g.w;
+  std::vector<acc_t> gbuf(static_cast<size_t>(g.n * 2 * pixels));
+  for_each_block_and_sample<acc_t, GridScratch<acc_t>>(
+      g, align_corners, target,
+      [&](const BasisBlock<acc_t>& b, GridScratch<acc_t>&, int64_t, int64_t n) {
+        acc_t* gx = gbuf.data() + n * 2 * pixels + b.p0;
+        b.grid(coef.data() + n * (g.k + 3) * 2, gx, gx + pixels);
+      });
+  return gbuf;
+}
+
+template <bool kPair, typename scalar_t, typename acc_t>
+void warp_forward(const TpsGeometry& g, const std::vector<acc_t>& gbuf, const scalar_t* xp,
+                  scalar_t* op, int64_t c, int64_t plane_in, const tm::Axis<acc_t>& ax,
+                  const tm::Axis<acc_t>& ay) {
+  const int64_t pixels = g.h * g.w, chunks = ceil_div(pixels, kGatherChunk);
+  // Per (sample, pixel chunk): the taps once, then one pass per channel, so each pass
+  // reads one input plane (cache-resident) and writes one output run.
+  at::parallel_for(0, g.n * chunks, 1, [&](int64_t begin, int64_t end) {
+    auto taps = std::make_unique<PairBlock<acc_t>>();
+    for (int64_t task = begin; task < end; ++task) {
+      const int64_t n = task / chunks, p0 = (task % chunks) * kGatherChunk;
+      const int64_t cnt = std::min(kGatherChunk, pixels - p0);
+      const acc_t* gx = gbuf.data() + n * 2 * pixels + p0;
+      taps->fill(gx, gx + pixels, cnt, ax, ay);
+      for (int64_t ch = 0; ch < c; ++ch) {
+        sample_run<kPair>(*taps, xp + (n * c + ch) * plane_in, op + (n * c + ch) * pixels + p0,
+                          cnt);
+      }
+    }
+  });
+}
+
+// Per (sample, channel chunk): zero and scatter its own dx planes (no two tasks write one
+// plane: no races, no atomics) and sum the position gradient over its channels into
+// dgpart [N][cchunks][2][pixels], scaled to normalised coordinates.
+template <bool kPair, typename scalar_t, typename acc_t>
+void warp_backward_input(const TpsGeometry& g, const std::vector<acc_t>& gbuf,
+                         const scalar_t* xp, const scalar_t* gp, acc_t* dxp, acc_t* dgpart,
+                         int64_t c, int64_t plane_in, const tm::Axis<acc_t>& ax,
+                         const tm::Axis<acc_t>& ay) {
+  const int64_t pixels = g.h * g.w, cchunks = ceil_div(c, kChannelChunk);
+  at::parallel_for(0, g.n * cchunks, 1, [&](int64_t begin, int64_t end) {
+    auto taps = std::make_unique<PairBlock<acc_t>>();
+    std::vector<acc_t> dgx_buf(kGatherChunk), dgy_buf(kGatherChunk);
+    acc_t* __restrict__ dgx = dgx_buf.data();
+    acc_t* __restrict__ dgy = dgy_buf.data();
+    for (int64_t task = begin; task < end; ++task) {
+      const int64_t n = task / cchunks, cc0 = (task % cchunks) * kChannelChunk;
+      const int64_t cc1 = std::min(c, cc0 + kChannelChunk);
+      if (dxp != nullptr) {
+        std::memset(dxp + (n * c + cc0) * plane_in, 0,
+                    sizeof(acc_t) * static_cast<size_t>((cc1 - cc0) * plane_in));
+      }
+      const acc_t* gx_all = gbuf.data() + n * 2 * pixels;
+      for (int64_t p0 = 0; p0 < pixels; p0 += kGatherChunk) {
+        const int64_t cnt = std::min(kGatherChunk, pixels - p0);
+        taps->fill(gx_all + p0, gx_all + pixels + p0, cnt, ax, ay);
+        std::fill(dgx, dgx + cnt, acc_t(0));
+        std::fill(dgy, dgy + cnt, acc_t(0));
+        for (int64_t ch = cc0; ch < cc1;) {
+          const int64_t group = std::min(kPosGradGroup, cc1 - ch);
+          const scalar_t* grow = gp + (n * c + ch) * pixels + p0;
+          if (dxp != nullptr) {
+            for (int64_t i = 0; i < group; ++i) {
+              scatter_run<kPair>(*taps, grow + i * pixels, dxp + (n * c + ch + i) * plane_in, cnt);
+            }
+          }
+          if (dgpart != nullptr) {
+            const scalar_t* plane = xp + (n * c + ch) * plane_in;
+            const auto run = [&](auto ch_count) {
+              pos_grad_run<decltype(ch_count)::value, kPair>(*taps, plane, plane_in, grow, pixels,
+                                                             dgx, dgy, cnt);
+            };
+            static_assert(kPosGradGroup == 4, "one instantiation per group size below");
+            switch (group) {
+              case 4: run(std::integral_constant<int64_t, 4>{}); break;
+              case 3: run(std::integral_constant<int64_t, 3>{}); break;
+              case 2: run(std::integral_constant<int64_t, 2>{}); break;
+              default: run(std::integral_constant<int64_t, 1>{});
+            }
+          }
+          ch += group;
+        }
+        if (dgpart != nullptr) {
+          acc_t* part = dgpart + (task * 2) * pixels + p0;
+          for (int64_t q = 0; q < cnt; ++q) {
+            part[q] = dgx[q] * ax.scale;
+            part[pixels + q] = dgy[q] * ay.scale;
+          }
+        }
+      }
+    }
+  });
+}
 
 at::Tensor tps_warp_cpu(const at::Tensor& x, const at::Tensor& ctrl, const at::Tensor& target,
                         const at::Tensor& kinv, int64_t height, int64_t width,
@@ -322,53 +531,22 @@ at::Tensor tps_warp_cpu(const at::Tensor& x, const at::Tensor& ctrl, const at::T
                    kc = kinv.contiguous();
   const int64_t c = x.size(1), hin = x.size(2), win = x.size(3);
   at::Tensor out = at::empty({g.n, c, g.h, g.w}, x.options());
-  const int64_t pixels = g.h * g.w, plane_in = hin * win;
   if (g.n == 0 || c == 0) return out;
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, x.scalar_type(), "tps_warp_cpu", [&] {
     using acc_t = at::opmath_type<scalar_t>;
-    const acc_t* tp = tc.const_data_ptr<acc_t>();
     const std::vector<acc_t> coef =
         tps_coefficients(cc.const_data_ptr<scalar_t>(), kc.const_data_ptr<acc_t>(), g.n, g.k);
-    const scalar_t* xp = xc.const_data_ptr<scalar_t>();
-    scalar_t* op = out.mutable_data_ptr<scalar_t>();
+    const std::vector<acc_t> gbuf =
+        warp_grid<scalar_t, acc_t>(g, align_corners, tc.const_data_ptr<acc_t>(), coef);
     const tm::Axis<acc_t> ax = tm::make_axis<acc_t>(win, align_corners);
     const tm::Axis<acc_t> ay = tm::make_axis<acc_t>(hin, align_corners);
-    // The grid of every (sample, pixel) from the shared per-block basis, [N][2][pixels].
-    std::vector<acc_t> gbuf(static_cast<size_t>(g.n * 2 * pixels));
-    for_each_block_and_sample<acc_t, GridScratch<acc_t>>(
-        g, align_corners, tp,
-        [&](const BasisBlock<acc_t>& b, GridScratch<acc_t>&, int64_t, int64_t n) {
-          acc_t* gx = gbuf.data() + n * 2 * pixels + b.p0;
-          b.grid(coef.data() + n * (g.k + 3) * 2, gx, gx + pixels);
-        });
-    // Then per (sample, pixel chunk): the taps once, and one gather pass per channel, so
-    // each pass reads one input plane (cache-resident) and writes one output run.
-    const int64_t chunks = ceil_div(pixels, kGatherChunk);
-    at::parallel_for(0, g.n * chunks, 1, [&](int64_t begin, int64_t end) {
-      auto taps = std::make_unique<TapBlock<acc_t, kGatherChunk>>();
-      for (int64_t task = begin; task < end; ++task) {
-        const int64_t n = task / chunks, p0 = (task % chunks) * kGatherChunk;
-        const int64_t cnt = std::min(kGatherChunk, pixels - p0);
-        const acc_t* gx = gbuf.data() + n * 2 * pixels + p0;
-        taps->fill(gx, gx + pixels, cnt, ax, ay);
-        const int32_t* o0 = taps->o[0]; const int32_t* o1 = taps->o[1];
-        const int32_t* o2 = taps->o[2]; const int32_t* o3 = taps->o[3];
-        const acc_t* w0 = taps->w[0]; const acc_t* w1 = taps->w[1];
-        const acc_t* w2 = taps->w[2]; const acc_t* w3 = taps->w[3];
-        for (int64_t ch = 0; ch < c; ++ch) {
-          const scalar_t* plane = xp + (n * c + ch) * plane_in;
-          scalar_t* orow = op + (n * c + ch) * pixels + p0;
-          _Pragma("omp simd")
-          for (int64_t q = 0; q < cnt; ++q) {
-            const acc_t v = w0[q] * static_cast<acc_t>(plane[o0[q]]) +
-                            w1[q] * static_cast<acc_t>(plane[o1[q]]) +
-                            w2[q] * static_cast<acc_t>(plane[o2[q]]) +
-                            w3[q] * static_cast<acc_t>(plane[o3[q]]);
-            orow[q] = static_cast<scalar_t>(v);
-          }
-        }
-      }
-    });
+    const scalar_t* xp = xc.const_data_ptr<scalar_t>();
+    scalar_t* op = out.mutable_data_ptr<scalar_t>();
+    if (win >= 2) {
+      warp_forward<true>(g, gbuf, xp, op, c, hin * win, ax, ay);
+    } else {
+      warp_forward<false>(g, gbuf, xp, op, c, hin * win, ax, ay);
+    }
   });
   return out;
 }
@@ -412,86 +590,21 @@ std::tuple<at::Tensor, at::Tensor> tps_warp_backward_cpu(
     const acc_t* tp = tc.const_data_ptr<acc_t>();
     const acc_t* kp = kc.const_data_ptr<acc_t>();
     const std::vector<acc_t> coef = tps_coefficients(cc.const_data_ptr<scalar_t>(), kp, g.n, g.k);
-    const scalar_t* xp = xc.const_data_ptr<scalar_t>();
-    const scalar_t* gp = grad.const_data_ptr<scalar_t>();
-    acc_t* dxp = need_x ? dx_acc.mutable_data_ptr<acc_t>() : nullptr;
     const tm::Axis<acc_t> ax = tm::make_axis<acc_t>(win, align_corners);
     const tm::Axis<acc_t> ay = tm::make_axis<acc_t>(hin, align_corners);
-    const acc_t sx = ax.scale, sy = ay.scale;
 
-    // (A) the grid, [N][2][pixels].
-    std::vector<acc_t> gbuf(static_cast<size_t>(g.n * 2 * pixels));
-    for_each_block_and_sample<acc_t, GridScratch<acc_t>>(
-        g, align_corners, tp,
-        [&](const BasisBlock<acc_t>& b, GridScratch<acc_t>&, int64_t, int64_t n) {
-          acc_t* gx = gbuf.data() + n * 2 * pixels + b.p0;
-          b.grid(coef.data() + n * (g.k + 3) * 2, gx, gx + pixels);
-        });
-
-    // (B) dx and the per-chunk position gradient, [N][cchunks][2][pixels].
+    // (A) the grid; (B) dx and the per-chunk position gradient.
+    const std::vector<acc_t> gbuf = warp_grid<scalar_t, acc_t>(g, align_corners, tp, coef);
     std::vector<acc_t> dgpart(need_ctrl ? static_cast<size_t>(g.n * cchunks * 2 * pixels) : 0);
-    at::parallel_for(0, g.n * cchunks, 1, [&](int64_t begin, int64_t end) {
-      auto taps = std::make_unique<TapBlock<acc_t, kGatherChunk>>();
-      std::vector<acc_t> dgx_buf(kGatherChunk), dgy_buf(kGatherChunk);
-      acc_t* __restrict__ dgx = dgx_buf.data();
-      acc_t* __restrict__ dgy = dgy_buf.data();
-      for (int64_t task = begin; task < end; ++task) {
-        const int64_t n = task / cchunks, cc0 = (task % cchunks) * kChannelChunk;
-        const int64_t cc1 = std::min(c, cc0 + kChannelChunk);
-        if (need_x) {
-          std::memset(dxp + (n * c + cc0) * plane_in, 0,
-                      sizeof(acc_t) * static_cast<size_t>((cc1 - cc0) * plane_in));
-        }
-        const acc_t* gx_all = gbuf.data() + n * 2 * pixels;
-        for (int64_t p0 = 0; p0 < pixels; p0 += kGatherChunk) {
-          const int64_t cnt = std::min(kGatherChunk, pixels - p0);
-          taps->fill(gx_all + p0, gx_all + pixels + p0, cnt, ax, ay);
-          const int32_t* o0 = taps->o[0]; const int32_t* o1 = taps->o[1];
-          const int32_t* o2 = taps->o[2]; const int32_t* o3 = taps->o[3];
-          const acc_t* w0 = taps->w[0]; const acc_t* w1 = taps->w[1];
-          const acc_t* w2 = taps->w[2]; const acc_t* w3 = taps->w[3];
-          std::fill(dgx, dgx + cnt, acc_t(0));
-          std::fill(dgy, dgy + cnt, acc_t(0));
-          for (int64_t ch = cc0; ch < cc1; ++ch) {
-            const scalar_t* grow = gp + (n * c + ch) * pixels + p0;
-            if (need_x) {
-              acc_t* dplane = dxp + (n * c + ch) * plane_in;
-              // Even pixels, then odd ones: neighbouring output pixels share source taps,
-              // and updating them back to back serialises on store-to-load forwarding.
-              for (int64_t parity = 0; parity < 2; ++parity) {
-                for (int64_t q = parity; q < cnt; q += 2) {
-                  const acc_t gv = static_cast<acc_t>(grow[q]);
-                  dplane[o0[q]] += w0[q] * gv;
-                  dplane[o1[q]] += w1[q] * gv;
-                  dplane[o2[q]] += w2[q] * gv;
-                  dplane[o3[q]] += w3[q] * gv;
-                }
-              }
-            }
-            if (need_ctrl) {
-              const scalar_t* plane = xp + (n * c + ch) * plane_in;
-              const TapBlock<acc_t, kGatherChunk>& tb = *taps;
-              _Pragma("omp simd")
-              for (int64_t q = 0; q < cnt; ++q) {
-                const acc_t gv = static_cast<acc_t>(grow[q]);
-                const tm::PosGrad<acc_t> pg = tm::bilinear_pos_grad(
-                    tb.at(q), static_cast<acc_t>(plane[o0[q]]), static_cast<acc_t>(plane[o1[q]]),
-                    static_cast<acc_t>(plane[o2[q]]), static_cast<acc_t>(plane[o3[q]]));
-                dgx[q] += gv * pg.dx;
-                dgy[q] += gv * pg.dy;
-              }
-            }
-          }
-          if (need_ctrl) {
-            acc_t* part = dgpart.data() + (task * 2) * pixels + p0;
-            for (int64_t q = 0; q < cnt; ++q) {
-              part[q] = dgx[q] * sx;
-              part[pixels + q] = dgy[q] * sy;
-            }
-          }
-        }
-      }
-    });
+    acc_t* dxp = need_x ? dx_acc.mutable_data_ptr<acc_t>() : nullptr;
+    acc_t* dgp = need_ctrl ? dgpart.data() : nullptr;
+    const scalar_t* xp = xc.const_data_ptr<scalar_t>();
+    const scalar_t* gp = grad.const_data_ptr<scalar_t>();
+    if (win >= 2) {
+      warp_backward_input<true>(g, gbuf, xp, gp, dxp, dgp, c, plane_in, ax, ay);
+    } else {
+      warp_backward_input<false>(g, gbuf, xp, gp, dxp, dgp, c, plane_in, ax, ay);
+    }
 
     // (C) dctrl from the position gradient summed over channel chunks in order.
     if (need_ctrl) {

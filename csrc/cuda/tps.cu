@@ -5,7 +5,7 @@
 // ((K+3) x 2) and stages them with the target points in shared memory; every
 // thread then evaluates the radial basis on the fly (tps_math::tps_map, the
 // same function as the CPU kernel) and, for the warp, gathers all C channels
-// at the four bilinear taps, so no grid or [N, HW, K] tensor is stored.
+// at the bilinear taps (two row pairs, tps_math::pair_taps), so no grid or [N, HW, K] tensor is stored.
 //
 // Backward: the same thread-to-pixel map. The input gradient is scattered
 // with atomics like grid_sample's (not bitwise reproducible); the position
@@ -167,17 +167,18 @@ __global__ void __launch_bounds__(kThreads)
     if (p >= pixels) continue;
     const acc_t px = tm::lattice<acc_t>(p % w, w, ac), py = tm::lattice<acc_t>(p / w, h, ac);
     const tm::Point<acc_t> g = tm::tps_map(px, py, s_target, s_coef, static_cast<int64_t>(k));
-    const tm::Taps<acc_t> t = tm::bilinear_taps(g.x, g.y, tm::make_axis<acc_t>(win, ac),
+    const tm::PairTaps<acc_t> t = tm::pair_taps(g.x, g.y, tm::make_axis<acc_t>(win, ac),
                                                  tm::make_axis<acc_t>(hin, ac));
+    const bool pair = win >= 2;  // a one-column plane has no second slot
     const scalar_t* xn = x + n * channels * plane_in;
     scalar_t* on = out + n * channels * pixels + p;
     for (int64_t c = 0; c < channels; ++c) {
       const scalar_t* plane = xn + c * plane_in;
-      const acc_t v = t.w00 * static_cast<acc_t>(*(plane + t.o00)) +
-                      t.w01 * static_cast<acc_t>(*(plane + t.o01)) +
-                      t.w10 * static_cast<acc_t>(*(plane + t.o10)) +
-                      t.w11 * static_cast<acc_t>(*(plane + t.o11));
-      on[c * pixels] = static_cast<scalar_t>(v);
+      const acc_t v00 = static_cast<acc_t>(plane[t.r0]);
+      const acc_t v10 = static_cast<acc_t>(plane[t.r1]);
+      const acc_t v01 = pair ? static_cast<acc_t>(plane[t.r0 + 1]) : acc_t(0);
+      const acc_t v11 = pair ? static_cast<acc_t>(plane[t.r1 + 1]) : acc_t(0);
+      on[c * pixels] = static_cast<scalar_t>(tm::pair_sample(t, v00, v01, v10, v11));
     }
   }
 }
@@ -206,28 +207,33 @@ __global__ void __launch_bounds__(kThreads)
       px = tm::lattice<acc_t>(p % w, w, ac);
       py = tm::lattice<acc_t>(p / w, h, ac);
       const tm::Point<acc_t> g = tm::tps_map(px, py, s_target, s_coef, static_cast<int64_t>(k));
-      const tm::Taps<acc_t> t = tm::bilinear_taps(g.x, g.y, ax, ay);
+      const tm::PairTaps<acc_t> t = tm::pair_taps(g.x, g.y, ax, ay);
+      const bool pair = win >= 2;  // a one-column plane has no second slot
+      // Tap weights; taps outside the plane have weight 0 at a clamped offset: skip them,
+      // or out-of-range samples would contend on the border elements.
+      const acc_t w00 = t.b0 * t.a0, w01 = t.b0 * t.a1, w10 = t.b1 * t.a0, w11 = t.b1 * t.a1;
       const scalar_t* gn = grad + n * channels * pixels + p;
       const scalar_t* xn = x + n * channels * plane_in;
       acc_t* dxn = dx == nullptr ? nullptr : dx + n * channels * plane_in;
       for (int64_t c = 0; c < channels; ++c) {
         const acc_t gv = static_cast<acc_t>(gn[c * pixels]);
         if (dxn != nullptr) {
-          // Taps outside the plane have weight 0 and offset 0: skip them, or every
-          // out-of-range sample would contend on element 0.
           acc_t* d = dxn + c * plane_in;
-          if (t.m00 != acc_t(0)) atomicAdd(d + t.o00, t.w00 * gv);
-          if (t.m01 != acc_t(0)) atomicAdd(d + t.o01, t.w01 * gv);
-          if (t.m10 != acc_t(0)) atomicAdd(d + t.o10, t.w10 * gv);
-          if (t.m11 != acc_t(0)) atomicAdd(d + t.o11, t.w11 * gv);
+          if (w00 != acc_t(0)) atomicAdd(d + t.r0, w00 * gv);
+          if (w01 != acc_t(0)) atomicAdd(d + t.r0 + 1, w01 * gv);
+          if (w10 != acc_t(0)) atomicAdd(d + t.r1, w10 * gv);
+          if (w11 != acc_t(0)) atomicAdd(d + t.r1 + 1, w11 * gv);
         }
         if (partial != nullptr) {
           const scalar_t* plane = xn + c * plane_in;
-          const tm::PosGrad<acc_t> pg = tm::bilinear_pos_grad(
-              t, static_cast<acc_t>(*(plane + t.o00)), static_cast<acc_t>(*(plane + t.o01)),
-              static_cast<acc_t>(*(plane + t.o10)), static_cast<acc_t>(*(plane + t.o11)));
-          dgx += gv * pg.dx;
-          dgy += gv * pg.dy;
+          const acc_t v00 = static_cast<acc_t>(plane[t.r0]);
+          const acc_t v10 = static_cast<acc_t>(plane[t.r1]);
+          const acc_t v01 = pair ? static_cast<acc_t>(plane[t.r0 + 1]) : acc_t(0);
+          const acc_t v11 = pair ? static_cast<acc_t>(plane[t.r1 + 1]) : acc_t(0);
+          acc_t px_grad, py_grad;
+          tm::pair_pos_grad(t, v00, v01, v10, v11, px_grad, py_grad);
+          dgx += gv * px_grad;
+          dgy += gv * py_grad;
         }
       }
       dgx *= sx;
