@@ -9,7 +9,9 @@ KP is one of:
 - a CSV row itself, ``name:[y0, y1, ...]:[x0, x1, ...]``.
 
 Keypoints are pixel coordinates in the source image's frame; the image is resized to the model's
-size and both poses are scaled with it.
+size and both poses are scaled with it. Models that read the source's human parsing (SPGNet) also
+need ``--source-parsing PNG``: the CIHP label map (20 labels) of the source image, resized with
+nearest neighbours; the target parsing is predicted by the model.
 """
 
 from __future__ import annotations
@@ -106,16 +108,40 @@ def scale_keypoints(kp: Tensor, orig: tuple[int, int], size: tuple[int, int]) ->
     return torch.where(kp < 0, torch.full_like(kp, -1.0), kp * s)
 
 
-def make_sample(source: Tensor, source_kp: Tensor, target_kp: Tensor, encodings: Sequence[str]) -> dict:
+def load_parsing_map(path: str | Path, size: tuple[int, int]) -> Tensor:
+    """CIHP parsing PNG -> ``[H, W]`` int64 labels at ``size`` (nearest neighbour)."""
+    from PIL import Image
+
+    from fastpose.data.images import load_parsing, parsing_to_tensor
+    image = load_parsing(path)
+    if (image.height, image.width) != tuple(size):
+        image = image.resize((size[1], size[0]), Image.NEAREST)
+    return parsing_to_tensor(image, path)
+
+
+def make_sample(source: Tensor, source_kp: Tensor, target_kp: Tensor, encodings: Sequence[str],
+                source_parsing: Optional[Tensor] = None) -> dict:
     """A batch of one pair with the encodings a model needs (the target image is unknown: the
-    source stands in for it, models never read it in ``generate``)."""
+    source stands in for it, models never read it in ``generate``).
+
+    ``source_parsing`` ``[H, W]`` labels is required when ``encodings`` holds ``"parsing"``.
+    """
     from fastpose.pose import encode
+    from fastpose.pose.encodings.registry import ENCODINGS
     size = tuple(source.shape[-2:])
     sample = {"source_image": source, "target_image": source.clone(),
               "source_keypoints": source_kp, "target_keypoints": target_kp}
+    pose_encodings = tuple(e for e in encodings if e in ENCODINGS)
     for side, kp in (("source", source_kp), ("target", target_kp)):
-        for name, value in encode(kp, tuple(encodings), size).items():
+        for name, value in encode(kp, pose_encodings, size).items():
             sample[f"{side}_{name}"] = value
+    if "parsing" in encodings:
+        if source_parsing is None:
+            raise ValueError("this model reads the source image's human parsing: give it with "
+                             "--source-parsing PNG (CIHP labels 0-19)")
+        if tuple(source_parsing.shape) != size:
+            raise ValueError(f"source parsing has shape {tuple(source_parsing.shape)}, expected {size}")
+        sample["source_parsing"] = source_parsing
     return {k: v.unsqueeze(0) for k, v in sample.items()}
 
 
@@ -127,6 +153,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     p.add_argument("--source-pose", required=True, metavar="KP", help="source keypoints (see --help)")
     p.add_argument("--target-pose", required=True, metavar="KP", help="target keypoints")
     p.add_argument("--out", required=True, help="output image (PNG/JPEG by extension)")
+    p.add_argument("--source-parsing", default=None, metavar="PNG",
+                   help="CIHP parsing map of the source image (models that read parsing: spgnet)")
     p.add_argument("--device", default="auto")
     p.add_argument("--impl", default="auto", choices=("auto", "ext", "ref"))
     p.add_argument("--grid", action="store_true",
@@ -142,7 +170,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         src, orig = load_image(args.source, size)
         skp = scale_keypoints(parse_keypoints(args.source_pose), orig, size)
         tkp = scale_keypoints(parse_keypoints(args.target_pose), orig, size)
-        batch = make_sample(src, skp, tkp, model.encodings)
+        parsing = load_parsing_map(args.source_parsing, size) if args.source_parsing else None
+        batch = make_sample(src, skp, tkp, model.encodings, parsing)
     except (CheckpointError, KeypointError, ValueError, FileNotFoundError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

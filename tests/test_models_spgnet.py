@@ -323,3 +323,20 @@ def test_cli_trains_spgnet_on_a_parsing_folder_and_reports_parsing_accuracy(tmp_
     log = (run / "log.csv").read_text().splitlines()
     assert "warmup" in log[1] and "adversarial" in log[-1]
     assert evaluate.main(["--run", str(run), "--metrics", "ssim"]) == 0
+
+    # fastpose.generate needs the source parsing for SPGNet, and says so when it is missing.
+    from fastpose import generate
+    from fastpose.data.layout import Layout
+    from patn_folder import NAMES
+    layout = Layout.for_preset(root, "market")
+    ann = layout.annotations("test")
+    base = ["--checkpoint", str(run), "--source", str(layout.images("test") / NAMES[0]),
+            "--source-pose", f"{ann}:{NAMES[0]}", "--target-pose", f"{ann}:{NAMES[1]}",
+            "--device", "cpu"]
+    capsys.readouterr()
+    assert generate.main([*base, "--out", str(tmp_path / "no.png")]) == 2
+    assert "--source-parsing" in capsys.readouterr().err and not (tmp_path / "no.png").exists()
+    parsing = layout.parsing("test", NAMES[0])
+    assert generate.main([*base, "--source-parsing", str(parsing), "--out", str(tmp_path / "g.png")]) == 0
+    from PIL import Image
+    assert Image.open(tmp_path / "g.png").size == (16, 32)
