@@ -4,9 +4,17 @@ Label ``train_step:<model>``; the pass column holds the stage. On CPU the models
 synthetic preset's scale (64x32 images, batch 16, the preset's widths); on CUDA at the paper's
 Market-1501 scale (128x64, batch 16, full widths). The step is the loop's own (forward, losses,
 backward, optimiser steps), on random inputs with the model's encodings.
+
+``train_step_paired:<model>`` times the same comparison as a paired A/B run: an ext step and a ref
+step alternate (the order flips every pair), so slow drifts of a shared or thermally throttled
+machine hit both alike; the case column carries how many pairs ext won. On these small CPU steps
+the kernels are a few per cent of the work, below the run-to-run noise of separate timings.
 """
 
 from __future__ import annotations
+
+import statistics
+import time
 
 import pytest
 import torch
@@ -71,3 +79,55 @@ def test_train_step(record, device, impl, stage_index, name):
     size = "x".join(map(str, batch["source_image"].shape))
     record(f"train_step:{name}", size, device, stage.name, impl,
            lambda: model.train_step(stage.name, batch, update))
+
+
+PAIRS = 40  # alternating ext/ref step pairs of the paired benchmark
+
+
+def _prepare(name, device, impl, stage_index):
+    """(stage or None if the model has fewer stages, a function timing one step in ms)."""
+    torch.manual_seed(0)
+    model, update, batch = _setup(name, device, impl)
+    if stage_index >= len(model.stages()):
+        return None, None
+    stage = model.stages()[stage_index]
+    model.current_stage = stage.name
+    for n, net in model.nets.items():
+        net.train(n in stage.trains)
+        net.requires_grad_(n in stage.trains)
+
+    def step() -> float:
+        if device == "cuda":
+            torch.cuda.synchronize()
+        t0 = time.perf_counter()
+        model.train_step(stage.name, batch, update)
+        if device == "cuda":
+            torch.cuda.synchronize()
+        return (time.perf_counter() - t0) * 1e3
+
+    return stage, step
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("stage_index", [0, 1], ids=lambda i: f"stage{i + 1}")
+@pytest.mark.parametrize("name", [m for m in list_models() if m != "pg2"])  # pg2 calls no fastpose op
+def test_train_step_paired(record, benchmark, device, stage_index, name):
+    stage, ext_step = _prepare(name, device, "ext", stage_index)
+    if stage is None:
+        pytest.skip(f"{name} has fewer than {stage_index + 1} stages")
+    _, ref_step = _prepare(name, device, "ref", stage_index)
+    for _ in range(3):
+        ext_step(), ref_step()
+    times = {"ext": [], "ref": []}
+    for i in range(PAIRS):
+        for impl in (("ext", "ref") if i % 2 == 0 else ("ref", "ext")):
+            times[impl].append((ext_step if impl == "ext" else ref_step)())
+    wins = sum(e < r for e, r in zip(times["ext"], times["ref"]))
+    # The harness's own result list and record type (benchmarks/conftest.py), as test_bench_data does.
+    results, result_type = record.__globals__["RESULTS"], record.__globals__["BenchResult"]
+    case = f"{stage.name}, ext faster in {wins}/{PAIRS} pairs"
+    for impl in ("ext", "ref"):
+        results.append(result_type(f"train_step_paired:{name}", case, device, "step", impl,
+                                   statistics.median(times[impl])))
+    benchmark.extra_info.update(ext_wins=wins, pairs=PAIRS)
+    benchmark.pedantic(lambda: None, rounds=1)  # registers the test with pytest-benchmark
