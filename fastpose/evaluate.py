@@ -260,6 +260,19 @@ def list_metrics_text() -> str:
                      f"  {METRICS[n].description}" for n in list_metrics())
 
 
+def add_model_metrics(model, result: dict, dataset: Dataset, pairs: int, batch_size: int,
+                      device) -> dict:
+    """Merge a model's own held-out metrics into ``result`` (e.g. SPGNet's ``parsing_acc``).
+
+    Models may define ``extra_metrics(dataset, pairs, batch_size, device) -> {row: {name: value}}``
+    (rows ``model`` / ``copy_source``); the table prints them after the requested metrics.
+    """
+    extra = getattr(model, "extra_metrics", None)
+    for who, vals in (extra(dataset, pairs, batch_size, device) if extra else {}).items():
+        result.setdefault(who, {}).update(vals)
+    return result
+
+
 def _score_model(args, rows: Sequence[str]) -> tuple[dict, Optional[Path]]:
     from fastpose.train.restore import load_model_for_inference, run_data_for
 
@@ -274,6 +287,7 @@ def _score_model(args, rows: Sequence[str]) -> tuple[dict, Optional[Path]]:
                             table=dataset, method_name=args.name or
                             f"{cfg.model} (step {ckpt['step']})", progress=True,
                             workers=args.workers, save_dir=args.save_generated)
+    add_model_metrics(model, result, bundle.test, args.pairs, args.batch_size, device)
     result.update(checkpoint=ckpt["path"], step=ckpt["step"], model_name=cfg.model,
                   data=args.data or cfg.data)
     ckpt_dir = Path(ckpt["path"]).parent

@@ -322,7 +322,12 @@ def test_cli_trains_spgnet_on_a_parsing_folder_and_reports_parsing_accuracy(tmp_
     assert "parsing_acc" in capsys.readouterr().out
     log = (run / "log.csv").read_text().splitlines()
     assert "warmup" in log[1] and "adversarial" in log[-1]
-    assert evaluate.main(["--run", str(run), "--metrics", "ssim"]) == 0
+    capsys.readouterr()
+    assert evaluate.main(["--run", str(run), "--metrics", "ssim", "--json", str(tmp_path / "e.json")]) == 0
+    assert "parsing_acc" in capsys.readouterr().out  # the model's own metric, also in evaluate
+    report = json.loads((tmp_path / "e.json").read_text())
+    assert 0 <= report["model"]["parsing_acc"] <= 1
+    assert report["copy_source"]["parsing_acc"] == pytest.approx(metrics["copy_source"]["parsing_acc"])
 
     # fastpose.generate needs the source parsing for SPGNet, and says so when it is missing.
     from fastpose import generate

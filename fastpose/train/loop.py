@@ -375,7 +375,7 @@ class Trainer:
         return path
 
     def final_metrics(self) -> dict:
-        from fastpose.evaluate import evaluate_model, format_table
+        from fastpose.evaluate import add_model_metrics, evaluate_model, format_table
         result: dict = {}
         if self.main and self.cfg.eval_pairs >= 0:
             with self.plain_networks():
@@ -383,10 +383,8 @@ class Trainer:
                                         self.cfg.eval_batch_size, self.device, self.cfg.impl,
                                         progress=self.progress)
                 # Model-specific held-out metrics (e.g. SPGNet's parsing accuracy), same table.
-                extra = getattr(self.model, "extra_metrics", None)
-                for who, vals in (extra(self.data.test, self.cfg.eval_pairs, self.cfg.eval_batch_size,
-                                        self.device) if extra else {}).items():
-                    result.setdefault(who, {}).update(vals)
+                add_model_metrics(self.model, result, self.data.test, self.cfg.eval_pairs,
+                                  self.cfg.eval_batch_size, self.device)
             result.update(step=self.step, skipped_updates=self.skipped_updates, notes=self.cfg.notes)
             (self.run_dir / "metrics.json").write_text(json.dumps(result, indent=2) + "\n")
             if self.progress:
