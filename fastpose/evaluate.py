@@ -268,7 +268,18 @@ def add_model_metrics(model, result: dict, dataset: Dataset, pairs: int, batch_s
     (rows ``model`` / ``copy_source``); the table prints them after the requested metrics.
     """
     extra = getattr(model, "extra_metrics", None)
-    for who, vals in (extra(dataset, pairs, batch_size, device) if extra else {}).items():
+    if extra is None:
+        return result
+    # In eval mode like evaluate_model: a trainer's model is in train mode, and BatchNorm would
+    # otherwise normalise with the test batches' statistics (and update its running statistics).
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            values = extra(dataset, pairs, batch_size, device)
+    finally:
+        model.train(was_training)
+    for who, vals in values.items():
         result.setdefault(who, {}).update(vals)
     return result
 
