@@ -103,6 +103,16 @@ FASTPOSE_HD Stats<T> finalize(const Centred<T>& c, T eps) {
   return r;
 }
 
+// Writes the kNumStats moments of one (n, k, c) in the output's order, rounded to its dtype.
+template <typename T, typename Out>
+FASTPOSE_HD void store_stats(const Stats<T>& r, Out* o) {
+  o[0] = static_cast<Out>(r.mx);
+  o[1] = static_cast<Out>(r.my);
+  o[2] = static_cast<Out>(r.vx);
+  o[3] = static_cast<Out>(r.vy);
+  o[4] = static_cast<Out>(r.cxy);
+}
+
 // --- backward ---------------------------------------------------------------
 // With e_x = x - mu_x, e_y = y - mu_y and D = S + eps, the gradients of one
 // pixel are

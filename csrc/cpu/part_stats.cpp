@@ -95,13 +95,7 @@ void part_stats_cpu_impl(const PartStatsGeometry& g, const at::Tensor& xc, const
           const pm::Centred<acc_t>& b = partials[((n * g.chunks + ch) * g.k + k) * g.c + c];
           pm::merge(a, pm::Centred<double>{b.s, b.ax, b.ay, b.mxx, b.myy, b.mxy});
         }
-        const pm::Stats<double> r = pm::finalize(a, eps);
-        acc_t* o = sp + (nk * g.c + c) * pm::kNumStats;
-        o[0] = static_cast<acc_t>(r.mx);
-        o[1] = static_cast<acc_t>(r.my);
-        o[2] = static_cast<acc_t>(r.vx);
-        o[3] = static_cast<acc_t>(r.vy);
-        o[4] = static_cast<acc_t>(r.cxy);
+        pm::store_stats(pm::finalize(a, eps), sp + (nk * g.c + c) * pm::kNumStats);
       }
     }
   });

@@ -134,13 +134,7 @@ __global__ void part_merge_kernel(const pm::Centred<acc_t>* __restrict__ partial
     if (c == 0) s += sums[slot];
   }
   if (c == 0) msum[nk] = static_cast<acc_t>(s);
-  const pm::Stats<double> r = pm::finalize(a, eps);
-  acc_t* o = stats + i * pm::kNumStats;
-  o[0] = static_cast<acc_t>(r.mx);
-  o[1] = static_cast<acc_t>(r.my);
-  o[2] = static_cast<acc_t>(r.vx);
-  o[3] = static_cast<acc_t>(r.vy);
-  o[4] = static_cast<acc_t>(r.cxy);
+  pm::store_stats(pm::finalize(a, eps), stats + i * pm::kNumStats);
 }
 
 std::tuple<at::Tensor, at::Tensor> part_stats_cuda(const at::Tensor& x, const at::Tensor& y,
