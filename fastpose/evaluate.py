@@ -22,11 +22,12 @@ prints at the end of a run.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
 from dataclasses import replace
 from pathlib import Path
-from typing import Any, Optional, Sequence
+from typing import Any, Iterator, Optional, Sequence
 
 import torch
 from torch import Tensor
@@ -72,6 +73,17 @@ def _library_rows(rows: Sequence[str]) -> tuple[str, ...]:
 
 
 @torch.no_grad()
+@contextlib.contextmanager
+def eval_mode(model: torch.nn.Module) -> Iterator[None]:
+    """The model in eval mode for the block, then back in the mode it had (a trainer's is training)."""
+    was_training = model.training
+    model.eval()
+    try:
+        yield
+    finally:
+        model.train(was_training)
+
+
 def evaluate_model(model, dataset: Dataset, metrics: Sequence[str] = TRAINING_METRICS,
                    pairs: int = 0, batch_size: int = 32, device: torch.device | str = "cpu",
                    impl: str = "auto", *, options: Optional[MetricOptions] = None,
@@ -127,12 +139,8 @@ def evaluate_model(model, dataset: Dataset, metrics: Sequence[str] = TRAINING_ME
                                scored.generated)
             yield scored
 
-    was_training = model.training
-    model.eval()
-    try:
+    with eval_mode(model):
         results = evaluate_batches(batches(), names, options, rows=_library_rows(rows))
-    finally:
-        model.train(was_training)
     return report_dict(results, pairs=len(dataset), dataset=table, method_name=method_name)
 
 
@@ -272,13 +280,8 @@ def add_model_metrics(model, result: dict, dataset: Dataset, pairs: int, batch_s
         return result
     # In eval mode like evaluate_model: a trainer's model is in train mode, and BatchNorm would
     # otherwise normalise with the test batches' statistics (and update its running statistics).
-    was_training = model.training
-    model.eval()
-    try:
-        with torch.no_grad():
-            values = extra(dataset, pairs, batch_size, device)
-    finally:
-        model.train(was_training)
+    with eval_mode(model), torch.no_grad():
+        values = extra(dataset, pairs, batch_size, device)
     for who, vals in values.items():
         result.setdefault(who, {}).update(vals)
     return result
