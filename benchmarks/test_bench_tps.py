@@ -58,6 +58,9 @@ def test_tps_warp(record, device, shape, pass_, impl):
         grad = torch.rand(shape[0], shape[1], shape[2], shape[3], generator=gen).to(device)
 
         def run():
-            fn(x, ctrl).backward(grad)
+            # autograd.grad, not .backward(): in PoT-GAN the warped features are not leaves, so
+            # nothing accumulates into a .grad there (that add pass over x would be timed alike
+            # for every implementation and blur the ratios).
+            torch.autograd.grad(fn(x, ctrl), (x, ctrl), grad)
     case = f"{'x'.join(map(str, shape))} K={GRID * GRID}"
     record("tps_warp", case, device, pass_, impl, run)

@@ -22,6 +22,11 @@ CASES = [
     ((3, 2, 12, 20), (7, 9)),
     ((2, 5, 9, 8), (23, 19)),
     ((2, 3, 6, 1), (4, 3)),  # one-column input: the CPU kernel's single-slot path
+    # >= 16 channels: the CPU kernel's channel-vector path (16 channels per task, 16-pixel
+    # tiles): one full chunk, a partial second chunk, pixel counts off the tile size.
+    ((2, 16, 9, 8), (11, 7)),
+    ((1, 37, 10, 13), (9, 5)),
+    ((2, 20, 5, 1), (6, 3)),  # one-column input with many channels: the planar path
 ]
 
 
@@ -175,18 +180,24 @@ def test_gradcheck_float64(device, align_corners, k):
                      (x, ctrl), eps=1e-6, atol=1e-6)
     assert gradcheck(lambda b: tps_grid(b, (4, 3), align_corners=align_corners, impl="ext"),
                      (ctrl,), eps=1e-6, atol=1e-6)
+    # 17 channels: the CPU kernel's channel-vector path, one full and one partial chunk.
+    x = torch.rand(1, 17, 5, 4, dtype=torch.float64, device=device, requires_grad=True)
+    assert gradcheck(lambda a, b: tps_warp(a, b[:1], (4, 3), align_corners=align_corners,
+                                           impl="ext"), (x, ctrl), eps=1e-6, atol=1e-6)
 
 
+@pytest.mark.usefixtures("requires_ext")  # run alone, nothing else has loaded the ops
 @pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("need", [(True, True), (True, False), (False, True)])
-def test_opcheck(device, need):
+@pytest.mark.parametrize("channels", [3, 16])  # the CPU kernel's planar and channel-vector paths
+def test_opcheck(device, need, channels):
     layout = tps_layout(k=9)
     t, kinv = layout.tensors(torch.device(device), torch.float64)
-    x = torch.rand(2, 3, 9, 7, dtype=torch.float64, device=device, requires_grad=need[0])
+    x = torch.rand(2, channels, 9, 7, dtype=torch.float64, device=device, requires_grad=need[0])
     ctrl = perturbed(9, 2, torch.float64, device).requires_grad_(need[1])
     torch.library.opcheck(torch.ops.fastpose.tps_warp.default, (x, ctrl, t, kinv, 6, 5, False))
     torch.library.opcheck(torch.ops.fastpose.tps_grid.default, (ctrl, t, kinv, 6, 5, True))
-    grad = torch.randn(2, 3, 6, 5, dtype=torch.float64, device=device)
+    grad = torch.randn(2, channels, 6, 5, dtype=torch.float64, device=device)
     torch.library.opcheck(torch.ops.fastpose.tps_warp_backward.default,
                           (grad, x.detach(), ctrl.detach(), t, kinv, False, *need))
     grad_grid = torch.randn(2, 6, 5, 2, dtype=torch.float64, device=device)
@@ -201,6 +212,8 @@ def test_opcheck(device, need):
     ((2, 6, 5, 2), (6, 5)),  # two columns: every row pair is a whole row
     ((1, 3, 7, 1), (5, 4)),  # one column
     ((1, 6, 3, 4), (40, 37)),  # strong magnification: many pixels update one source pair
+    ((2, 17, 9, 7), (9, 7)),  # the same on the channel-vector path
+    ((1, 16, 3, 4), (50, 45)),  # ... with more output pixels than one chunk of taps (2048)
 ], ids=lambda c: f"{'x'.join(map(str, c[0]))}-{c[1][0]}x{c[1][1]}")
 def test_large_displacements_match_reference(device, align_corners, case):
     # Samples that straddle every border or leave the image: the tap clamping and the
@@ -266,9 +279,10 @@ def test_far_outside_and_coincident_points_are_finite(device):
 
 
 @pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+@pytest.mark.parametrize("channels", [3, 18])
 @pytest.mark.parametrize("device", DEVICES)
-def test_half_precision_accumulates_in_float32(device, dtype):
-    x = torch.rand(2, 3, 16, 12, device=device).to(dtype)
+def test_half_precision_accumulates_in_float32(device, dtype, channels):
+    x = torch.rand(2, channels, 16, 12, device=device).to(dtype)
     # The lattice of 5x5 target points puts output pixels exactly on targets (r = 0).
     ctrl = perturbed(25, 2, torch.float32, device).to(dtype)
     out = tps_warp(x, ctrl, (17, 13), align_corners=True, impl="ext")

@@ -39,6 +39,7 @@
 
 #include "../tps_common.h"
 #include "../tps_math.h"
+#include "tps_lanes.h"
 
 namespace fastpose {
 namespace {
@@ -521,6 +522,144 @@ void warp_backward_input(const TpsGeometry& g, const std::vector<acc_t>& gbuf,
   });
 }
 
+// --- channel-vector path (tps_lanes.h) --------------------------------------------------
+
+namespace tl = tps_lanes;
+
+// Feature maps with at least this many channels (and input rows of two or more pixels)
+// take the channel-vector path. A shape rule only, never the thread count, so a given
+// shape always sums in the same order.
+constexpr int64_t kLaneMinChannels = 16;
+static_assert(tl::kLanes == kChannelChunk,
+              "both backward paths write the position gradient per chunk of kChannelChunk channels");
+
+bool use_lanes(int64_t c, int64_t win) { return c >= kLaneMinChannels && win >= 2; }
+
+// Per (sample, kLanes channels): the input pixel-major once (plus a zero row that a
+// pair's second slot may reach at the plane's end), then per pixel the four row-pair
+// loads of kLanes channels, written back to the output planes tile by tile.
+template <typename scalar_t, typename acc_t>
+void warp_forward_lanes(const TpsGeometry& g, const std::vector<acc_t>& gbuf, const scalar_t* xp,
+                        scalar_t* op, int64_t c, int64_t plane_in, const tm::Axis<acc_t>& ax,
+                        const tm::Axis<acc_t>& ay) {
+  const int64_t pixels = g.h * g.w, cchunks = ceil_div(c, tl::kLanes);
+  at::parallel_for(0, g.n * cchunks, 1, [&](int64_t begin, int64_t end) {
+    auto taps = std::make_unique<PairBlock<acc_t>>();
+    tl::Buffer<acc_t> xt_buf, tile_buf;
+    xt_buf.reserve((plane_in + 1) * tl::kLanes);
+    tile_buf.reserve(tl::kTile * tl::kLanes);
+    acc_t* xt = xt_buf.get();
+    acc_t* tile = tile_buf.get();
+    for (int64_t task = begin; task < end; ++task) {
+      const int64_t n = task / cchunks, c0 = (task % cchunks) * tl::kLanes;
+      const int64_t lanes = std::min(tl::kLanes, c - c0);
+      tl::to_lanes(xp + (n * c + c0) * plane_in, plane_in, lanes, plane_in, xt);
+      std::fill(xt + plane_in * tl::kLanes, xt + (plane_in + 1) * tl::kLanes, acc_t(0));
+      scalar_t* dst = op + (n * c + c0) * pixels;
+      const acc_t* gx = gbuf.data() + n * 2 * pixels;
+      for (int64_t p0 = 0; p0 < pixels; p0 += kGatherChunk) {
+        const int64_t cnt = std::min(kGatherChunk, pixels - p0);
+        taps->fill(gx + p0, gx + pixels + p0, cnt, ax, ay);
+        for (int64_t q0 = 0; q0 < cnt; q0 += tl::kTile) {
+          const int64_t tc = std::min(tl::kTile, cnt - q0);
+          for (int64_t q = 0; q < tc; ++q) {
+            const tm::PairTaps<acc_t> t = taps->at(q0 + q);
+            const acc_t* __restrict__ v0 = xt + t.r0 * tl::kLanes;
+            const acc_t* __restrict__ v1 = xt + t.r1 * tl::kLanes;
+            acc_t* __restrict__ o = tile + q * tl::kLanes;
+            _Pragma("omp simd")
+            for (int64_t i = 0; i < tl::kLanes; ++i) {
+              o[i] = tm::pair_sample(t, v0[i], v0[tl::kLanes + i], v1[i], v1[tl::kLanes + i]);
+            }
+          }
+          tl::from_lanes(tile, pixels, lanes, tc, dst + p0 + q0);
+        }
+      }
+    }
+  });
+}
+
+// Per (sample, kLanes channels): the input gradient accumulated pixel-major in the task's
+// own buffer (kLanes-wide adds, no races, no atomics) and written back to its dx planes;
+// the position gradient as a dot product over the lanes, into dgpart like the planar path.
+template <typename scalar_t, typename acc_t>
+void warp_backward_lanes(const TpsGeometry& g, const std::vector<acc_t>& gbuf, const scalar_t* xp,
+                         const scalar_t* gp, acc_t* dxp, acc_t* dgpart, int64_t c,
+                         int64_t plane_in, const tm::Axis<acc_t>& ax, const tm::Axis<acc_t>& ay) {
+  const int64_t pixels = g.h * g.w, cchunks = ceil_div(c, tl::kLanes);
+  constexpr int64_t L = tl::kLanes;
+  at::parallel_for(0, g.n * cchunks, 1, [&](int64_t begin, int64_t end) {
+    auto taps = std::make_unique<PairBlock<acc_t>>();
+    tl::Buffer<acc_t> xt_buf, dxt_buf, tile_buf;
+    if (dgpart != nullptr) xt_buf.reserve((plane_in + 1) * L);
+    if (dxp != nullptr) dxt_buf.reserve((plane_in + 1) * L);
+    // The grad tile and the two position-gradient product tiles; zeroed once, since
+    // lane_sums reads whole tiles (rows past a short tile's end are ignored).
+    tile_buf.reserve(3 * tl::kTile * L);
+    std::fill(tile_buf.get(), tile_buf.get() + 3 * tl::kTile * L, acc_t(0));
+    acc_t* xt = xt_buf.get();
+    acc_t* dxt = dxt_buf.get();
+    acc_t* gtile = tile_buf.get();
+    acc_t* xtile = gtile + tl::kTile * L;
+    acc_t* ytile = xtile + tl::kTile * L;
+    for (int64_t task = begin; task < end; ++task) {
+      const int64_t n = task / cchunks, c0 = (task % cchunks) * L;
+      const int64_t lanes = std::min(L, c - c0);
+      if (dgpart != nullptr) {
+        tl::to_lanes(xp + (n * c + c0) * plane_in, plane_in, lanes, plane_in, xt);
+        std::fill(xt + plane_in * L, xt + (plane_in + 1) * L, acc_t(0));
+      }
+      if (dxp != nullptr) std::fill(dxt, dxt + (plane_in + 1) * L, acc_t(0));
+      const scalar_t* grad = gp + (n * c + c0) * pixels;
+      const acc_t* gx = gbuf.data() + n * 2 * pixels;
+      acc_t* part = dgpart != nullptr ? dgpart + task * 2 * pixels : nullptr;
+      for (int64_t p0 = 0; p0 < pixels; p0 += kGatherChunk) {
+        const int64_t cnt = std::min(kGatherChunk, pixels - p0);
+        taps->fill(gx + p0, gx + pixels + p0, cnt, ax, ay);
+        for (int64_t q0 = 0; q0 < cnt; q0 += tl::kTile) {
+          const int64_t tc = std::min(tl::kTile, cnt - q0);
+          tl::to_lanes(grad + p0 + q0, pixels, lanes, tc, gtile);
+          for (int64_t q = 0; q < tc; ++q) {
+            const tm::PairTaps<acc_t> t = taps->at(q0 + q);
+            const acc_t* __restrict__ gv = gtile + q * L;
+            if (dxp != nullptr) {
+              acc_t* d0 = dxt + t.r0 * L;
+              acc_t* d1 = dxt + t.r1 * L;
+              tl::lane_axpy(d0, t.b0 * t.a0, gv);
+              tl::lane_axpy(d0 + L, t.b0 * t.a1, gv);
+              tl::lane_axpy(d1, t.b1 * t.a0, gv);
+              tl::lane_axpy(d1 + L, t.b1 * t.a1, gv);
+            }
+            if (part != nullptr) {
+              const acc_t* __restrict__ v0 = xt + t.r0 * L;
+              const acc_t* __restrict__ v1 = xt + t.r1 * L;
+              acc_t* __restrict__ sx = xtile + q * L;
+              acc_t* __restrict__ sy = ytile + q * L;
+              _Pragma("omp simd")
+              for (int64_t i = 0; i < L; ++i) {
+                acc_t px, py;
+                tm::pair_pos_grad(t, v0[i], v0[L + i], v1[i], v1[L + i], px, py);
+                sx[i] = gv[i] * px;
+                sy[i] = gv[i] * py;
+              }
+            }
+          }
+          if (part != nullptr) {
+            acc_t* px = part + p0 + q0;
+            tl::lane_sums(xtile, tc, px);
+            tl::lane_sums(ytile, tc, px + pixels);
+            for (int64_t q = 0; q < tc; ++q) {
+              px[q] *= ax.scale;
+              px[pixels + q] *= ay.scale;
+            }
+          }
+        }
+      }
+      if (dxp != nullptr) tl::from_lanes(dxt, plane_in, lanes, plane_in, dxp + (n * c + c0) * plane_in);
+    }
+  });
+}
+
 at::Tensor tps_warp_cpu(const at::Tensor& x, const at::Tensor& ctrl, const at::Tensor& target,
                         const at::Tensor& kinv, int64_t height, int64_t width,
                         bool align_corners) {
@@ -542,7 +681,9 @@ at::Tensor tps_warp_cpu(const at::Tensor& x, const at::Tensor& ctrl, const at::T
     const tm::Axis<acc_t> ay = tm::make_axis<acc_t>(hin, align_corners);
     const scalar_t* xp = xc.const_data_ptr<scalar_t>();
     scalar_t* op = out.mutable_data_ptr<scalar_t>();
-    if (win >= 2) {
+    if (use_lanes(c, win)) {
+      warp_forward_lanes(g, gbuf, xp, op, c, hin * win, ax, ay);
+    } else if (win >= 2) {
       warp_forward<true>(g, gbuf, xp, op, c, hin * win, ax, ay);
     } else {
       warp_forward<false>(g, gbuf, xp, op, c, hin * win, ax, ay);
@@ -600,7 +741,9 @@ std::tuple<at::Tensor, at::Tensor> tps_warp_backward_cpu(
     acc_t* dgp = need_ctrl ? dgpart.data() : nullptr;
     const scalar_t* xp = xc.const_data_ptr<scalar_t>();
     const scalar_t* gp = grad.const_data_ptr<scalar_t>();
-    if (win >= 2) {
+    if (use_lanes(c, win)) {
+      warp_backward_lanes(g, gbuf, xp, gp, dxp, dgp, c, plane_in, ax, ay);
+    } else if (win >= 2) {
       warp_backward_input<true>(g, gbuf, xp, gp, dxp, dgp, c, plane_in, ax, ay);
     } else {
       warp_backward_input<false>(g, gbuf, xp, gp, dxp, dgp, c, plane_in, ax, ay);

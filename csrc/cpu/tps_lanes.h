@@ -1,0 +1,184 @@
+// Channel-vector ("lane") building blocks of the CPU tps_warp for feature maps.
+//
+// The planar kernels vectorise over output pixels, so every tap is a gather and
+// every input-gradient update a scalar read-modify-write. With many channels the
+// taps of one output pixel are the same for all of them, so a task instead holds
+// kLanes channels of one sample pixel-major ([pixel][lane], an L2-resident copy
+// of the input), and a tap becomes one contiguous kLanes-wide load, the input
+// gradient one contiguous kLanes-wide add, and the position gradient a dot
+// product over the lanes. The layout changes (NCHW planes <-> [pixel][lane]) go
+// through 16 x 16 tiles.
+#pragma once
+
+#include <cstdint>
+#include <cstdlib>
+#include <cstring>
+#include <memory>
+#include <type_traits>
+
+#if defined(__AVX512F__)
+#include <immintrin.h>
+#endif
+
+// GCC 12 flags its own _mm512_undefined_ps() (inlined from the shuffle intrinsics) as
+// maybe-uninitialized; the values are never read.
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#endif
+
+namespace fastpose {
+namespace tps_lanes {
+
+constexpr int64_t kLanes = 16;  // channels per task: one AVX-512 float vector
+constexpr int64_t kTile = 16;   // pixels per layout-change tile
+
+// A 64-byte aligned scratch array (its rows of kLanes floats are cache lines).
+template <typename T>
+class Buffer {
+ public:
+  void reserve(int64_t count) {
+    if (count <= cap_) return;
+    const size_t bytes = (static_cast<size_t>(count) * sizeof(T) + 63) / 64 * 64;
+    data_.reset(static_cast<T*>(std::aligned_alloc(64, bytes)));
+    if (!data_) throw std::bad_alloc();
+    cap_ = count;
+  }
+  T* get() const { return data_.get(); }
+
+ private:
+  struct Free {
+    void operator()(T* p) const { std::free(p); }
+  };
+  std::unique_ptr<T, Free> data_;
+  int64_t cap_ = 0;
+};
+
+#if defined(__AVX512F__)
+// In-register transpose of 16 rows of 16 floats (r[i] holds row i; on return, column i).
+__attribute__((always_inline)) inline void transpose16(__m512 r[16]) {
+  __m512 t[16];
+  for (int i = 0; i < 16; i += 2) {
+    t[i] = _mm512_unpacklo_ps(r[i], r[i + 1]);
+    t[i + 1] = _mm512_unpackhi_ps(r[i], r[i + 1]);
+  }
+  for (int i = 0; i < 16; i += 4) {
+    r[i] = _mm512_shuffle_ps(t[i], t[i + 2], _MM_SHUFFLE(1, 0, 1, 0));
+    r[i + 1] = _mm512_shuffle_ps(t[i], t[i + 2], _MM_SHUFFLE(3, 2, 3, 2));
+    r[i + 2] = _mm512_shuffle_ps(t[i + 1], t[i + 3], _MM_SHUFFLE(1, 0, 1, 0));
+    r[i + 3] = _mm512_shuffle_ps(t[i + 1], t[i + 3], _MM_SHUFFLE(3, 2, 3, 2));
+  }
+  // r[4b + j] now holds, in its 128-bit quarter L, column 4L + j of rows 4b..4b+3;
+  // two rounds of quarter shuffles put the four quarters of column m in r[m].
+  for (int i = 0; i < 4; ++i) {
+    t[i] = _mm512_shuffle_f32x4(r[i], r[4 + i], 0x88);
+    t[4 + i] = _mm512_shuffle_f32x4(r[i], r[4 + i], 0xdd);
+    t[8 + i] = _mm512_shuffle_f32x4(r[8 + i], r[12 + i], 0x88);
+    t[12 + i] = _mm512_shuffle_f32x4(r[8 + i], r[12 + i], 0xdd);
+  }
+  for (int i = 0; i < 4; ++i) {
+    r[i] = _mm512_shuffle_f32x4(t[i], t[8 + i], 0x88);
+    r[8 + i] = _mm512_shuffle_f32x4(t[i], t[8 + i], 0xdd);
+    r[4 + i] = _mm512_shuffle_f32x4(t[4 + i], t[12 + i], 0x88);
+    r[12 + i] = _mm512_shuffle_f32x4(t[4 + i], t[12 + i], 0xdd);
+  }
+}
+#endif
+
+// dst[q * kLanes + i] = src[i * stride + q] for q < count, i < lanes; lanes beyond
+// `lanes` are zero (their results are never stored).
+template <typename scalar_t, typename acc_t>
+void to_lanes(const scalar_t* src, int64_t stride, int64_t lanes, int64_t count, acc_t* dst) {
+  int64_t q0 = 0;
+#if defined(__AVX512F__)
+  if constexpr (std::is_same_v<scalar_t, float> && std::is_same_v<acc_t, float>) {
+    if (lanes == kLanes) {
+      for (; q0 + kTile <= count; q0 += kTile) {
+        __m512 r[16];
+        for (int i = 0; i < 16; ++i) r[i] = _mm512_loadu_ps(src + i * stride + q0);
+        transpose16(r);
+        for (int q = 0; q < 16; ++q) _mm512_store_ps(dst + (q0 + q) * kLanes, r[q]);
+      }
+    }
+  }
+#endif
+  for (int64_t q = q0; q < count; ++q) {
+    acc_t* d = dst + q * kLanes;
+    for (int64_t i = 0; i < lanes; ++i) d[i] = static_cast<acc_t>(src[i * stride + q]);
+    for (int64_t i = lanes; i < kLanes; ++i) d[i] = acc_t(0);
+  }
+}
+
+// The inverse: dst[i * stride + q] = src[q * kLanes + i] for q < count, i < lanes.
+template <typename scalar_t, typename acc_t>
+void from_lanes(const acc_t* src, int64_t stride, int64_t lanes, int64_t count, scalar_t* dst) {
+  int64_t q0 = 0;
+#if defined(__AVX512F__)
+  if constexpr (std::is_same_v<scalar_t, float> && std::is_same_v<acc_t, float>) {
+    if (lanes == kLanes) {
+      for (; q0 + kTile <= count; q0 += kTile) {
+        __m512 r[16];
+        for (int q = 0; q < 16; ++q) r[q] = _mm512_load_ps(src + (q0 + q) * kLanes);
+        transpose16(r);
+        for (int i = 0; i < 16; ++i) _mm512_storeu_ps(dst + i * stride + q0, r[i]);
+      }
+    }
+  }
+#endif
+  for (int64_t i = 0; i < lanes; ++i) {
+    scalar_t* d = dst + i * stride;
+    for (int64_t q = q0; q < count; ++q) d[q] = static_cast<scalar_t>(src[q * kLanes + i]);
+  }
+}
+
+// out[q] = sum over the lanes of tile[q * kLanes + i], for q < count <= kTile. A
+// vectorised loop reducing one row at a time ends in a serial scalar sum of its
+// lanes; transposing the tile turns the kTile row sums into kLanes vector adds.
+template <typename acc_t>
+void lane_sums(acc_t* tile, int64_t count, acc_t* out) {
+#if defined(__AVX512F__)
+  if constexpr (std::is_same_v<acc_t, float> && kTile == 16) {
+    __m512 r[16];
+    for (int q = 0; q < 16; ++q) r[q] = _mm512_load_ps(tile + q * kLanes);
+    transpose16(r);
+    for (int w = 1; w < 16; w *= 2) {  // pairwise tree: r[0] += r[w], r[2w] += r[3w], ...
+      for (int i = 0; i + w < 16; i += 2 * w) r[i] = _mm512_add_ps(r[i], r[i + w]);
+    }
+    alignas(64) float sums[16];
+    _mm512_store_ps(sums, r[0]);
+    for (int64_t q = 0; q < count; ++q) out[q] = sums[q];
+    return;
+  }
+#endif
+  for (int64_t q = 0; q < count; ++q) {
+    acc_t s = 0;
+    for (int64_t i = 0; i < kLanes; ++i) s += tile[q * kLanes + i];
+    out[q] = s;
+  }
+}
+
+// out[i] = w00 v00[i] + w01 v01[i] + w10 v10[i] + w11 v11[i] over the lanes.
+template <typename acc_t>
+inline void lane_sample(const acc_t* __restrict__ v00, const acc_t* __restrict__ v01,
+                        const acc_t* __restrict__ v10, const acc_t* __restrict__ v11, acc_t w00,
+                        acc_t w01, acc_t w10, acc_t w11, acc_t* __restrict__ out) {
+  _Pragma("omp simd")
+  for (int64_t i = 0; i < kLanes; ++i) {
+    out[i] = w00 * v00[i] + w01 * v01[i] + w10 * v10[i] + w11 * v11[i];
+  }
+}
+
+// d[i] += w * g[i]. The four taps of a sample may share a row (clamped rows), so each
+// tap's update is its own loop: no two updates of one call are reordered.
+template <typename acc_t>
+inline void lane_axpy(acc_t* d, acc_t w, const acc_t* __restrict__ g) {
+  _Pragma("omp simd")
+  for (int64_t i = 0; i < kLanes; ++i) d[i] += w * g[i];
+}
+
+}  // namespace tps_lanes
+}  // namespace fastpose
+
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic pop
+#endif
