@@ -361,10 +361,11 @@ def test_compiles_with_torch_compile():
     torch.testing.assert_close(g, g_ref, rtol=1e-4, atol=1e-5)
 
 
-def test_ctrl_gradient_is_deterministic_across_thread_counts():
-    x = torch.rand(3, 20, 24, 16, requires_grad=True)
+@pytest.mark.parametrize("channels", [5, 20])  # the CPU kernel's planar and channel-vector paths
+def test_ctrl_gradient_is_deterministic_across_thread_counts(channels):
+    x = torch.rand(3, channels, 24, 16, requires_grad=True)
     ctrl = perturbed(25, 3, torch.float32, "cpu").requires_grad_(True)
-    g_out = torch.randn(3, 20, 24, 16)
+    g_out = torch.randn(3, channels, 24, 16)
     before = torch.get_num_threads()
     results = []
     try:
