@@ -179,6 +179,8 @@ at::Tensor region_conv_backward_cuda(const at::Tensor& grad, const at::Tensor& s
   if (dtable.numel() == 0) return dtable;
   const int64_t P = g.pixels(), S = g.slots();
   if (P == 0) return dtable.zero_();
+  TORCH_CHECK((S + kSlotTile - 1) / kSlotTile <= 65535, op, ": kh*kw*R must be at most ", 65535 * kSlotTile,
+              " on CUDA, got ", S);
   const int64_t chunks = (P + kChunk - 1) / kChunk;
   const int64_t items = g.n * g.c * chunks;
   const auto acc = region_acc_type(grad.scalar_type());
