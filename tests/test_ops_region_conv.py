@@ -150,8 +150,9 @@ def test_tap_table_puts_bias_on_the_centre_tap(device):
     plain = region_tap_table(codes, weight)
     assert table.shape == (2, 3, 3, 5)
     torch.testing.assert_close(plain[:, 0], codes @ weight[:, :, 0, 0].T)
-    torch.testing.assert_close(table - plain, torch.zeros_like(table).index_fill_(1, torch.tensor([1], device=device),
-                                                                                   1.0) * bias)
+    centre = torch.zeros(3, 1, 1, device=device)
+    centre[1] = 1.0  # the 3x1 kernel's centre tap
+    torch.testing.assert_close(table - plain, (centre * bias).expand_as(table))
 
 
 @pytest.mark.parametrize("device", DEVICES)

@@ -9,9 +9,10 @@
 //    tile of kCh x kCh values, which one in-register transpose turns into kCh contiguous rows of
 //    the [N, C, H, W] output;
 //  * backward: kCh x kCh tiles of the upstream gradient are transposed the other way, and each
-//    pixel's kCh-vector is added into the kh*kw slot rows of the task's private bins (no atomics). Consecutive pixels of one region hit the same
-//    rows, so pixels go round-robin to several bin sets (breaking the store-to-load dependency of
-//    the repeated adds); the sets are combined in a fixed order at the end.
+//    pixel's kCh-vector is added into the kh*kw slot rows of the task's private bins (no atomics).
+//    Consecutive pixels of one region hit the same rows, so pixels go round-robin to several bin
+//    sets (breaking the store-to-load dependency of the repeated adds); the sets are combined in a
+//    fixed order at the end.
 // Every sum has a fixed order and tasks never share outputs, so results do not depend on the
 // thread count.
 #include <ATen/ATen.h>
@@ -88,7 +89,8 @@ template <>
 inline void sum_rows<float>(const float* tb, const int32_t* slots, int64_t taps, float* acc) {
   static_assert(kCh == 16, "the AVX-512 rows are 16 floats");
   __m512 a = _mm512_loadu_ps(tb + static_cast<int64_t>(slots[0]) * 16);
-  for (int64_t o = 1; o < taps; ++o) a = _mm512_add_ps(a, _mm512_loadu_ps(tb + static_cast<int64_t>(slots[o]) * 16));
+  for (int64_t o = 1; o < taps; ++o)
+    a = _mm512_add_ps(a, _mm512_loadu_ps(tb + static_cast<int64_t>(slots[o]) * 16));
   _mm512_storeu_ps(acc, a);
 }
 
