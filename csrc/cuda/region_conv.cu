@@ -8,7 +8,8 @@
 //    into lane-private shared-memory bins of the slots its taps read (no atomics: a lane touches
 //    only its own bins); the 32 lanes' bins are combined by a fixed shuffle tree into
 //    per-(plane, chunk) partials, and a second kernel adds the chunks in order. Slots are
-//    processed in tiles of 32 (a grid dimension), so any kh*kw*R works.
+//    processed in tiles of 32 (a grid dimension), so any kh*kw*R works; a tile visits only the
+//    taps whose slots it holds.
 // Labels outside [0, R) trip a device-side assertion (a host-side check would synchronise).
 #include <ATen/ATen.h>
 #include <ATen/Dispatch.h>
@@ -98,17 +99,19 @@ __global__ void __launch_bounds__(kWarps * 32)
   const int64_t begin = k * kChunk, end = pixels < begin + kChunk ? pixels : begin + kChunk;
   const scalar_t* gp = grad + plane * pixels;
   const label_t* lp = labels + n * pixels;
+  // Slots are tap-major (o * R + r): only the taps whose slots overlap the tile can land in it.
+  const int64_t o_begin = s0 / num_regions;
+  const int64_t o_last = (s0 + kSlotTile + num_regions - 1) / num_regions;
+  const int64_t o_end = o_last < kh * kw ? o_last : kh * kw;
   for (int64_t p = begin + lane; p < end; p += 32) {
     const acc_t v = static_cast<acc_t>(gp[p]);
     const int64_t y = p / w, x = p % w;
-    for (int64_t i = 0; i < kh; ++i) {
-      for (int64_t j = 0; j < kw; ++j) {
-        const int64_t q = cm::tap_source(y, x, i, j, kh, kw, h, w);
-        if (q < 0) continue;
-        const int64_t label = checked_label(static_cast<int64_t>(lp[q]), num_regions);
-        const int64_t t = cm::tap_slot(i * kw + j, label, num_regions) - s0;
-        if (t >= 0 && t < kSlotTile) bins[t][warp][lane] += v;
-      }
+    for (int64_t o = o_begin; o < o_end; ++o) {
+      const int64_t q = cm::tap_source(y, x, o / kw, o % kw, kh, kw, h, w);
+      if (q < 0) continue;
+      const int64_t label = checked_label(static_cast<int64_t>(lp[q]), num_regions);
+      const int64_t t = cm::tap_slot(o, label, num_regions) - s0;
+      if (t >= 0 && t < kSlotTile) bins[t][warp][lane] += v;
     }
   }
   // Lanes wrote only their own slots, and the reduction exchanges registers.
