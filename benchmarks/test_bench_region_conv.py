@@ -2,8 +2,9 @@
 
 Cases ``C<c> S<s> k<k> <h>x<w>``: the convolution of the broadcast style codes ``[N, R, S]`` to C
 channels with a k x k kernel on an h x w feature map.
-  * synthetic preset (64x32 images, 1x1 SEAN convs, style_dim 16): its widest style conv (gamma and
-    beta of the 96-channel skip norm in one call, C 192) at 64x32, and the 48-channel one at 8x4;
+  * synthetic preset (64x32 images, 1x1 SEAN convs, style_dim 16 + semantic width 16 = S 32, as
+    SEANNorm calls it: gamma and beta of the whole blend in one call): the 24-channel norms at
+    64x32 (C 48) and the 96-channel ones at 8x4 (C 192);
   * Market preset widths (style_dim 128, 3x3): C 64 at 128x64, 128 at 64x32, 256 at 32x16.
 
 Implementations per row:
@@ -23,7 +24,7 @@ from fastpose.ops import region_conv, region_conv_ref
 DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
 N, R = 8, 20
 # (C, S, k, h, w)
-SHAPES = [(192, 16, 1, 64, 32), (48, 16, 1, 8, 4), (64, 128, 3, 128, 64), (128, 128, 3, 64, 32),
+SHAPES = [(48, 32, 1, 64, 32), (192, 32, 1, 8, 4), (64, 128, 3, 128, 64), (128, 128, 3, 64, 32),
           (256, 128, 3, 32, 16)]
 
 
