@@ -40,10 +40,12 @@ def region_tap_table(
     with ``bias`` added to the centre tap ``o = (kh // 2) * kw + kw // 2``. Differentiable."""
     kh, kw = weight.shape[2:]
     table = torch.einsum("nrs,csk->nkrc", codes, weight.flatten(2))
-    if bias is not None:
-        centre = (kh // 2) * kw + kw // 2
-        table = torch.cat([table[:, :centre], (table[:, centre] + bias).unsqueeze(1), table[:, centre + 1:]], 1)
-    return table
+    if bias is None:
+        return table
+    if kh * kw == 1:
+        return table + bias
+    centre = (kh // 2) * kw + kw // 2
+    return torch.cat([table[:, :centre], (table[:, centre] + bias).unsqueeze(1), table[:, centre + 1:]], 1)
 
 
 def region_conv(
