@@ -196,6 +196,34 @@ def test_sean_blocks_kernel_matches_reference(requires_ext, block, kernel):
         torch.testing.assert_close(results[0][2][name], results[1][2][name], rtol=1e-4, atol=1e-4, msg=name)
 
 
+@pytest.mark.parametrize("kernel", [1, 3])
+def test_sean_kernel_path_builds_no_one_hot_or_broadcast_map(requires_ext, monkeypatch, kernel):
+    import fastpose.models.spgnet_sean as sean
+
+    def forbidden(*args, **kwargs):
+        raise AssertionError("the kernel path must not build a one-hot or broadcast map")
+    for name in ("one_hot_labels", "region_broadcast"):
+        monkeypatch.setattr(sean, name, forbidden)
+    monkeypatch.setattr(torch.nn.functional, "one_hot", forbidden)
+    norm = SEANNorm(5, 20, 6, hidden=4, kernel=kernel, impl="ext")
+    out = norm(torch.randn(2, 5, 8, 4), torch.randint(0, 20, (2, 16, 8)), torch.randn(2, 20, 6))
+    out.sum().backward()
+    assert norm.style_gamma.weight.grad is not None and norm.label_shared[0].weight.grad is not None
+    with pytest.raises(AssertionError, match="must not build"):  # the literal path does build them
+        SEANNorm(5, 20, 6, hidden=4, kernel=kernel, impl="ref")(
+            torch.randn(2, 5, 8, 4), torch.randint(0, 20, (2, 16, 8)), torch.randn(2, 20, 6))
+
+
+def test_sean_checkpoint_keys_are_unchanged():
+    # The parameter layout of the authors' ACE (and of checkpoints written before region_conv).
+    assert set(SEANNorm(5, 20, 6, hidden=4, kernel=3).state_dict()) == {
+        "noise_var", "style_weight", "style_bias", "blend_gamma", "blend_beta",
+        "norm.running_mean", "norm.running_var", "norm.num_batches_tracked",
+        "style_gamma.weight", "style_gamma.bias", "style_beta.weight", "style_beta.bias",
+        "label_shared.0.weight", "label_shared.0.bias", "label_gamma.weight", "label_gamma.bias",
+        "label_beta.weight", "label_beta.bias"}
+
+
 def test_generator_kernel_matches_reference(requires_ext):
     b = batch_for()
     ext = tiny_model(impl="ext").eval()
