@@ -76,6 +76,12 @@ TORCH_LIBRARY(fastpose, m) {
   m.def(
       "tps_warp_backward(Tensor grad, Tensor x, Tensor ctrl, Tensor target, Tensor kinv, "
       "bool align_corners, bool need_x, bool need_ctrl) -> (Tensor, Tensor)");
+  // Convolution of a region-constant map (region_broadcast of codes, then a kh x kw 'same' conv)
+  // from its tap table [N, kh*kw, R, C] (table[n, o, r, c] = sum_s weight[c, s, o] codes[n, r, s]):
+  // out[n, c, p] = sum_o table[n, o, label(p + o), c], taps in the zero padding skipped; [N, C, H, W].
+  m.def("region_conv(Tensor table, Tensor seg, int kh, int kw) -> Tensor");
+  // Gradient to the table [N, kh*kw, R, C]: sum of grad over the pixels whose tap o reads region r.
+  m.def("region_conv_backward(Tensor grad, Tensor seg, int kh, int kw, int num_regions) -> Tensor");
 }
 
 // Importing fastpose._C runs the static initialisers above; the module itself is empty.

@@ -142,37 +142,86 @@ def test_sean_blend_follows_equation_7():
         torch.testing.assert_close(norm(x, seg, codes), expected)
 
 
+@pytest.mark.parametrize("kernel", [1, 3, 5])
 @pytest.mark.parametrize("block", ["norm", "spg", "style"])
-def test_sean_blocks_kernel_matches_reference(requires_ext, block):
+def test_sean_blocks_kernel_matches_reference(requires_ext, block, kernel):
+    """impl="ext" (region ops, region_conv for the convs of region-constant maps) and impl="ref"
+    (the literal dense convs on the broadcast and one-hot maps) are one function: same output,
+    same gradients to the inputs and to every parameter."""
+    if block == "style" and kernel != 3:
+        pytest.skip("the style encoder has no SEAN kernel")
     torch.manual_seed(1)
     seg = torch.randint(0, 20, (2, 16, 8))
+    seg[1, :8] = 3  # a large region, so some pixels see one label in every tap
     codes = torch.randn(2, 20, 6, requires_grad=True)
     x = torch.randn(2, 5, 8, 4, requires_grad=True)
     skip = torch.randn(2, 7, 8, 4, requires_grad=True)
     img = torch.rand(2, 3, 16, 8, requires_grad=True)
     if block == "norm":
-        make = lambda impl: SEANNorm(5, 20, 6, hidden=4, kernel=3, impl=impl)  # noqa: E731
+        make = lambda impl: SEANNorm(5, 20, 6, hidden=4, kernel=kernel, impl=impl)  # noqa: E731
         run = lambda mod: mod(x, seg, codes)  # noqa: E731
     elif block == "spg":
-        make = lambda impl: SPGBlock(5, 7, 20, 6, hidden=4, kernel=3, impl=impl)  # noqa: E731
+        make = lambda impl: SPGBlock(5, 7, 20, 6, hidden=4, kernel=kernel, impl=impl)  # noqa: E731
         run = lambda mod: mod(x, skip, seg, codes)  # noqa: E731
     else:
         make = lambda impl: StyleEncoder(6, nf=2, impl=impl)  # noqa: E731
         run = lambda mod: mod(img, seg)  # noqa: E731
     ext = make("ext")
     ref = make("ref")
+    with torch.no_grad():  # blend factors away from 1/2 and noise on, so every term counts
+        for name, p in ext.named_parameters():
+            if "blend" in name or "noise_var" in name:
+                p.copy_(torch.randn_like(p))
     ref.load_state_dict(ext.state_dict())
+    assert list(ext.state_dict()) == list(ref.state_dict())
     results = []
     for mod in (ext, ref):
         for t in (x, skip, img, codes):
             t.grad = None
+        mod.zero_grad(set_to_none=True)
+        torch.manual_seed(2)  # the same SEAN noise in both
         out = run(mod)
         out.square().sum().backward()
-        results.append((out.detach(), [t.grad.clone() for t in (x, skip, img, codes) if t.grad is not None]))
+        inputs = [t.grad.clone() for t in (x, skip, img, codes) if t.grad is not None]
+        params = {n: p.grad.clone() for n, p in mod.named_parameters() if p.grad is not None}
+        results.append((out.detach(), inputs, params))
     torch.testing.assert_close(results[0][0], results[1][0], rtol=1e-4, atol=1e-5)
     assert len(results[0][1]) == len(results[1][1]) >= 1
     for a, b in zip(results[0][1], results[1][1]):
         torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
+    assert results[0][2].keys() == results[1][2].keys()
+    if block != "style":
+        assert any("style_gamma" in n for n in results[0][2]) and any("label_shared" in n for n in results[0][2])
+    for name in results[0][2]:
+        torch.testing.assert_close(results[0][2][name], results[1][2][name], rtol=1e-4, atol=1e-4, msg=name)
+
+
+@pytest.mark.parametrize("kernel", [1, 3])
+def test_sean_kernel_path_builds_no_one_hot_or_broadcast_map(requires_ext, monkeypatch, kernel):
+    import fastpose.models.spgnet_sean as sean
+
+    def forbidden(*args, **kwargs):
+        raise AssertionError("the kernel path must not build a one-hot or broadcast map")
+    for name in ("one_hot_labels", "region_broadcast"):
+        monkeypatch.setattr(sean, name, forbidden)
+    monkeypatch.setattr(torch.nn.functional, "one_hot", forbidden)
+    norm = SEANNorm(5, 20, 6, hidden=4, kernel=kernel, impl="ext")
+    out = norm(torch.randn(2, 5, 8, 4), torch.randint(0, 20, (2, 16, 8)), torch.randn(2, 20, 6))
+    out.sum().backward()
+    assert norm.style_gamma.weight.grad is not None and norm.label_shared[0].weight.grad is not None
+    with pytest.raises(AssertionError, match="must not build"):  # the literal path does build them
+        SEANNorm(5, 20, 6, hidden=4, kernel=kernel, impl="ref")(
+            torch.randn(2, 5, 8, 4), torch.randint(0, 20, (2, 16, 8)), torch.randn(2, 20, 6))
+
+
+def test_sean_checkpoint_keys_are_unchanged():
+    # The parameter layout of the authors' ACE (and of checkpoints written before region_conv).
+    assert set(SEANNorm(5, 20, 6, hidden=4, kernel=3).state_dict()) == {
+        "noise_var", "style_weight", "style_bias", "blend_gamma", "blend_beta",
+        "norm.running_mean", "norm.running_var", "norm.num_batches_tracked",
+        "style_gamma.weight", "style_gamma.bias", "style_beta.weight", "style_beta.bias",
+        "label_shared.0.weight", "label_shared.0.bias", "label_gamma.weight", "label_gamma.bias",
+        "label_beta.weight", "label_beta.bias"}
 
 
 def test_generator_kernel_matches_reference(requires_ext):

@@ -9,7 +9,10 @@ As in the authors' ``DualUnetGenerator_SEAN`` (facts file §3) and the paper's e
   ``norm * (1 + gamma) + beta`` where gamma/beta blend a *style* branch (each region's code through
   its own linear layer + ReLU, broadcast to the target parsing regions with
   :func:`fastpose.ops.region_broadcast`, then a conv) and a *semantic* branch (SPADE: conv on the
-  target parsing one-hot + ReLU, then a conv) with learnable weights ``sigmoid(theta)``.
+  target parsing one-hot + ReLU, then a conv) with learnable weights ``sigmoid(theta)``. The
+  style convs and the semantic branch's first conv see region-constant maps, so on the kernel path
+  they are :func:`fastpose.ops.region_conv` calls on the per-region codes (no broadcast map, no
+  one-hot tensor); ``impl="ref"`` keeps the literal dense convolutions.
 - :class:`SPGBlock` (the code's ``ResidualBlock_SEAN``): SEAN -> ReLU -> spectral-norm 1x1 on the
   skip features ``cat(f_p, f_a^w)``; concatenated with the decoder feature ``f_t``, SEAN -> ReLU ->
   spectral-norm 3x3, added to ``f_t``.
@@ -24,7 +27,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.nn.utils.parametrizations import spectral_norm
 
-from fastpose.ops import region_avg_pool, region_broadcast, resize_labels
+from fastpose.ops import region_avg_pool, region_broadcast, region_conv, resize_labels
 
 
 def one_hot_labels(seg: Tensor, num_labels: int, dtype: torch.dtype) -> Tensor:
@@ -67,7 +70,8 @@ class SEANNorm(nn.Module):
         style_dim: width S of the style codes.
         hidden: width of the semantic (SPADE) branch's shared conv.
         kernel: kernel of the gamma/beta convs (5 DeepFashion, 3 Market in the authors' code).
-        impl: fastpose ops implementation of the broadcast (auto | ext | ref).
+        impl: fastpose ops implementation (auto | ext | ref); "ref" computes gamma/beta with the
+            literal dense convolutions of the broadcast and one-hot maps.
 
     Shapes: ``x [N, C, h, w]``, ``seg [N, H, W]`` target labels (resized to h x w here),
     ``codes [N, R, S]`` -> ``[N, C, h, w]``.
@@ -96,10 +100,13 @@ class SEANNorm(nn.Module):
         self.blend_gamma = nn.Parameter(torch.zeros(()))
         self.blend_beta = nn.Parameter(torch.zeros(()))
 
+    def style_codes(self, codes: Tensor) -> Tensor:
+        """Each region's code through its own linear layer + ReLU: ``[N, R, S]``."""
+        return F.relu(torch.einsum("nrs,rts->nrt", codes, self.style_weight) + self.style_bias)
+
     def style_map(self, seg: Tensor, codes: Tensor) -> Tensor:
         """Each region's transformed code broadcast to its target pixels: ``[N, S, h, w]``."""
-        style = F.relu(torch.einsum("nrs,rts->nrt", codes, self.style_weight) + self.style_bias)
-        return region_broadcast(style, seg, impl=self.impl)
+        return region_broadcast(self.style_codes(codes), seg, impl=self.impl)
 
     def forward(self, x: Tensor, seg: Tensor, codes: Tensor) -> Tensor:
         n, c, h, w = x.shape
@@ -107,12 +114,52 @@ class SEANNorm(nn.Module):
             x = x + torch.randn(n, 1, h, w, device=x.device, dtype=x.dtype) * self.noise_var.view(1, c, 1, 1)
         normalized = self.norm(x)
         seg = resize_labels(seg, (h, w))
-        style = self.style_map(seg, codes.to(x.dtype))
-        semantic = self.label_shared(one_hot_labels(seg, self.num_labels, x.dtype))
+        modulation = self._dense_modulation if self.impl == "ref" else self._region_modulation
+        gamma, beta = modulation(seg, codes.to(x.dtype), x.dtype)
+        return normalized * (1 + gamma) + beta
+
+    def _dense_modulation(self, seg: Tensor, codes: Tensor, dtype: torch.dtype) -> tuple[Tensor, Tensor]:
+        """gamma, beta ``[N, C, h, w]`` as written: dense convs on the broadcast style map and on
+        the one-hot parsing."""
+        style = self.style_map(seg, codes)
+        semantic = self.label_shared(one_hot_labels(seg, self.num_labels, dtype))
         t_g, t_b = torch.sigmoid(self.blend_gamma), torch.sigmoid(self.blend_beta)
         gamma = t_g * self.label_gamma(semantic) + (1 - t_g) * self.style_gamma(style)
         beta = t_b * self.label_beta(semantic) + (1 - t_b) * self.style_beta(style)
-        return normalized * (1 + gamma) + beta
+        return gamma, beta
+
+    def _region_modulation(self, seg: Tensor, codes: Tensor, dtype: torch.dtype) -> tuple[Tensor, Tensor]:
+        """The same gamma, beta from per-region codes with :func:`fastpose.ops.region_conv`.
+
+        The style convs are one region_conv (gamma's and beta's weights stacked along C), and the
+        semantic branch's first conv is a region_conv of identity codes (conv(one_hot(seg)) =
+        region_conv(eye(R), seg)). With 1x1 kernels the semantic features are region-constant
+        too, ``relu(W_shared[:, r] + b_shared)`` for region r, so the whole blend of equation (7)
+        is one region_conv of the concatenated codes ``[style, semantic]`` whose weights carry the
+        blend factors.
+        """
+        n, r, c = codes.shape[0], self.num_labels, self.style_gamma.out_channels
+        style = self.style_codes(codes)  # [N, R, S]
+        shared = self.label_shared[0]
+        t_g, t_b = torch.sigmoid(self.blend_gamma), torch.sigmoid(self.blend_beta)
+        if shared.kernel_size == (1, 1):
+            semantic = F.relu(shared.weight[:, :, 0, 0].t() + shared.bias)  # [R, hidden]
+            both = torch.cat([style, semantic.expand(n, r, -1)], 2)
+            weight = torch.cat([
+                torch.cat([(1 - t_g) * self.style_gamma.weight, t_g * self.label_gamma.weight], 1),
+                torch.cat([(1 - t_b) * self.style_beta.weight, t_b * self.label_beta.weight], 1)])
+            bias = torch.cat([(1 - t_g) * self.style_gamma.bias + t_g * self.label_gamma.bias,
+                              (1 - t_b) * self.style_beta.bias + t_b * self.label_beta.bias])
+            gamma, beta = region_conv(both, seg, weight, bias, impl=self.impl).split(c, 1)
+            return gamma, beta
+        weight = torch.cat([self.style_gamma.weight, self.style_beta.weight])
+        bias = torch.cat([self.style_gamma.bias, self.style_beta.bias])
+        style_gamma, style_beta = region_conv(style, seg, weight, bias, impl=self.impl).split(c, 1)
+        eye = torch.eye(r, dtype=dtype, device=codes.device).expand(n, r, r)
+        semantic = F.relu(region_conv(eye, seg, shared.weight, shared.bias, impl=self.impl))
+        gamma = t_g * self.label_gamma(semantic) + (1 - t_g) * style_gamma
+        beta = t_b * self.label_beta(semantic) + (1 - t_b) * style_beta
+        return gamma, beta
 
 
 class SPGBlock(nn.Module):
