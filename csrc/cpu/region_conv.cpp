@@ -6,7 +6,7 @@
 // copies their table columns into a small channel-interleaved table (slot-major, kCh values per
 // slot: one vector per slot, L1-resident), so that
 //  * forward: per pixel, the kh*kw slot rows are added as kCh-wide vectors into a pixel-major
-//    tile of kCh x kCh values, which one in-register transpose turns into kCh contiguous rows of
+//    tile of kCh x kCh values, which one in-register transpose (lanes.h) turns into kCh rows of
 //    the [N, C, H, W] output;
 //  * backward: kCh x kCh tiles of the upstream gradient are transposed the other way, and each
 //    pixel's kCh-vector is added into the kh*kw slot rows of the task's private bins (no atomics).
@@ -27,28 +27,21 @@
 
 #if defined(__AVX512F__)
 #include <immintrin.h>
-// GCC 12 flags the placeholder operand of its own AVX-512 shuffle intrinsics.
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 #endif
 
 #include "../region_conv_common.h"
 #include "../region_conv_math.h"
 #include "../region_pool_math.h"
+#include "lanes.h"
 
 namespace fastpose {
 namespace {
 
 namespace cm = region_conv_math;
 
-constexpr int kCh = 16;  // channels per task: one 64-byte vector of float per table slot; also
-                         // the pixels per tile, so tiles are kCh x kCh blocks
-
-// dst[j * kCh + i] = src[i * kCh + j]: the channel-last <-> plane layout switch of one tile.
-template <typename T>
-inline void transpose_tile(const T* src, T* dst) {
-  for (int i = 0; i < kCh; ++i)
-    for (int j = 0; j < kCh; ++j) dst[j * kCh + i] = src[i * kCh + j];
-}
+// Channels per task: one 64-byte vector of float per table slot; also the pixels per layout tile.
+constexpr int kCh = static_cast<int>(lanes::kLanes);
+static_assert(lanes::kTile == lanes::kLanes, "tiles of kCh pixels");
 
 // acc = sum over the taps of the slot rows of the kCh-wide table tb, in tap order.
 template <typename acc_t>
@@ -70,20 +63,7 @@ inline void add_to_rows(acc_t* bins, const int32_t* slots, int64_t taps, const a
   }
 }
 
-// dst[t] = src[t] for t < len <= kCh, converting the type.
-template <typename to_t, typename from_t>
-inline void copy_row(const from_t* src, to_t* dst, int64_t len) {
-  for (int64_t t = 0; t < len; ++t) dst[t] = static_cast<to_t>(src[t]);
-}
-
 #if defined(__AVX512F__)
-// float: one masked 16-lane load and store (GCC would emit a `rep movs` for the short copy).
-template <>
-inline void copy_row<float, float>(const float* src, float* dst, int64_t len) {
-  const __mmask16 m = len >= 16 ? __mmask16(0xffff) : static_cast<__mmask16>((1u << len) - 1u);
-  _mm512_mask_storeu_ps(dst, m, _mm512_maskz_loadu_ps(m, src));
-}
-
 // float: one 16-lane register per row (GCC would otherwise mix in gathers across the taps).
 template <>
 inline void sum_rows<float>(const float* tb, const int32_t* slots, int64_t taps, float* acc) {
@@ -103,35 +83,6 @@ inline void add_to_rows<float>(float* bins, const int32_t* slots, int64_t taps, 
   }
 }
 
-// float: 16 rows in registers, four shuffle stages (32-bit, 64-bit, then 128-bit lanes twice).
-template <>
-inline void transpose_tile<float>(const float* src, float* dst) {
-  static_assert(kCh == 16, "the AVX-512 transpose handles 16x16 tiles");
-  __m512 r[16], t[16];
-  for (int i = 0; i < 16; ++i) r[i] = _mm512_loadu_ps(src + i * 16);
-  for (int i = 0; i < 16; i += 2) {
-    t[i] = _mm512_unpacklo_ps(r[i], r[i + 1]);
-    t[i + 1] = _mm512_unpackhi_ps(r[i], r[i + 1]);
-  }
-  for (int i = 0; i < 16; i += 4) {
-    for (int k = 0; k < 2; ++k) {
-      const __m512d a = _mm512_castps_pd(t[i + k]), b = _mm512_castps_pd(t[i + k + 2]);
-      r[i + 2 * k] = _mm512_castpd_ps(_mm512_unpacklo_pd(a, b));
-      r[i + 2 * k + 1] = _mm512_castpd_ps(_mm512_unpackhi_pd(a, b));
-    }
-  }
-  for (int i = 0; i < 16; i += 8) {
-    for (int k = 0; k < 4; ++k) {
-      t[i + k] = _mm512_shuffle_f32x4(r[i + k], r[i + k + 4], 0x88);
-      t[i + k + 4] = _mm512_shuffle_f32x4(r[i + k], r[i + k + 4], 0xdd);
-    }
-  }
-  for (int k = 0; k < 8; ++k) {
-    r[k] = _mm512_shuffle_f32x4(t[k], t[k + 8], 0x88);
-    r[k + 8] = _mm512_shuffle_f32x4(t[k], t[k + 8], 0xdd);
-  }
-  for (int i = 0; i < 16; ++i) _mm512_storeu_ps(dst + i * 16, r[i]);
-}
 #endif
 
 void check_cpu(const char* op, const at::Tensor& t) {
@@ -209,7 +160,6 @@ void gather_taps(const scalar_t* table, const int32_t* idx, const ConvGeometry& 
   at::parallel_for(0, g.n * blocks, task_grain(P), [&](int64_t begin, int64_t end) {
     std::vector<acc_t> tbl((S + 1) * kCh);
     alignas(64) acc_t tile[kCh * kCh];
-    alignas(64) acc_t planes[kCh * kCh];
     for (int64_t task = begin; task < end; ++task) {
       const int64_t n = task / blocks, c0 = (task % blocks) * kCh;
       const int64_t nch = std::min<int64_t>(kCh, C - c0);
@@ -226,10 +176,7 @@ void gather_taps(const scalar_t* table, const int32_t* idx, const ConvGeometry& 
         for (int64_t t = 0; t < len; ++t) {
           sum_rows(tb, in + (p0 + t) * taps, taps, tile + t * kCh);
         }
-        transpose_tile(tile, planes);
-        for (int64_t k = 0; k < nch; ++k) {
-          copy_row(planes + k * kCh, out + (n * C + c0 + k) * P + p0, len);
-        }
+        lanes::from_lanes(tile, P, nch, len, out + (n * C + c0) * P + p0);
       }
     }
   });
@@ -249,23 +196,18 @@ void scatter_taps(const scalar_t* grad, const int32_t* idx, const ConvGeometry& 
   const int64_t set_size = (S + 1) * kCh;
   at::parallel_for(0, g.n * blocks, task_grain(P), [&](int64_t begin, int64_t end) {
     std::vector<acc_t> bins(sets * set_size);
-    alignas(64) acc_t planes[kCh * kCh];
     alignas(64) acc_t tile[kCh * kCh];
     for (int64_t task = begin; task < end; ++task) {
       const int64_t n = task / blocks, c0 = (task % blocks) * kCh;
       const int64_t nch = std::min<int64_t>(kCh, C - c0);
       // Channels past C read zeros; their bins are never written out.
       std::fill(bins.begin(), bins.end(), acc_t(0));
-      std::fill(planes, planes + kCh * kCh, acc_t(0));
       const scalar_t* gn = grad + (n * C + c0) * P;
       const int32_t* in = idx + n * P * taps;
       int s = 0;
       for (int64_t p0 = 0; p0 < P; p0 += kCh) {
         const int64_t len = std::min<int64_t>(kCh, P - p0);
-        for (int64_t k = 0; k < nch; ++k) {
-          copy_row(gn + k * P + p0, planes + k * kCh, len);
-        }
-        transpose_tile(planes, tile);
+        lanes::to_lanes(gn + p0, P, nch, len, tile);
         for (int64_t t = 0; t < len; ++t) {
           add_to_rows(bins.data() + s * set_size, in + (p0 + t) * taps, taps, tile + t * kCh);
           s = s + 1 == sets ? 0 : s + 1;

@@ -39,7 +39,7 @@
 
 #include "../tps_common.h"
 #include "../tps_math.h"
-#include "tps_lanes.h"
+#include "lanes.h"
 
 namespace fastpose {
 namespace {
@@ -522,9 +522,9 @@ void warp_backward_input(const TpsGeometry& g, const std::vector<acc_t>& gbuf,
   });
 }
 
-// --- channel-vector path (tps_lanes.h) --------------------------------------------------
+// --- channel-vector path (lanes.h) -------------------------------------------------------
 
-namespace tl = tps_lanes;
+namespace tl = lanes;
 
 // Feature maps with at least this many channels (and input rows of two or more pixels)
 // take the channel-vector path. A shape rule only, never the thread count, so a given

@@ -1,15 +1,14 @@
-// Channel-vector ("lane") building blocks of the CPU tps_warp for feature maps.
+// Channel-vector ("lane") building blocks shared by CPU kernels whose per-pixel work is the
+// same for every channel (tps_warp on feature maps, region_conv).
 //
-// The planar kernels vectorise over output pixels, so every tap is a gather and
-// every input-gradient update a scalar read-modify-write. With many channels the
-// taps of one output pixel are the same for all of them, so a task instead holds
-// kLanes channels of one sample pixel-major ([pixel][lane], an L2-resident copy
-// of the input), and a tap becomes one contiguous kLanes-wide load, the input
-// gradient one contiguous kLanes-wide add, and the position gradient a dot
-// product over the lanes. The layout changes (NCHW planes <-> [pixel][lane]) go
-// through 16 x 16 tiles.
+// The planar layout [C][pixels] makes such kernels vectorise over pixels, where every tap is a
+// gather and every scatter a scalar read-modify-write. A task instead holds kLanes channels
+// pixel-major ([pixel][lane]): a tap is then one contiguous kLanes-wide load, a scatter one
+// kLanes-wide add, and a per-pixel sum over channels a dot product over the lanes. The layout
+// changes go through kTile x kLanes tiles and one in-register transpose.
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
@@ -21,14 +20,15 @@
 #endif
 
 // GCC 12 flags its own _mm512_undefined_ps() (inlined from the shuffle intrinsics) as
-// maybe-uninitialized; the values are never read.
+// (maybe-)uninitialized; the values are never read.
 #if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#pragma GCC diagnostic ignored "-Wuninitialized"
 #endif
 
 namespace fastpose {
-namespace tps_lanes {
+namespace lanes {
 
 constexpr int64_t kLanes = 16;  // channels per task: one AVX-512 float vector
 constexpr int64_t kTile = 16;   // pixels per layout-change tile
@@ -85,24 +85,34 @@ __attribute__((always_inline)) inline void transpose16(__m512 r[16]) {
 }
 #endif
 
+#if defined(__AVX512F__)
+// The first n of 16 lanes (all for n >= 16).
+inline __mmask16 first_lanes(int64_t n) {
+  return n >= 16 ? static_cast<__mmask16>(0xffff) : static_cast<__mmask16>((1u << n) - 1u);
+}
+#endif
+
 // dst[q * kLanes + i] = src[i * stride + q] for q < count, i < lanes; lanes beyond
-// `lanes` are zero (their results are never stored).
+// `lanes` are zero (their results are never stored). dst rows are 64-byte aligned.
 template <typename scalar_t, typename acc_t>
 void to_lanes(const scalar_t* src, int64_t stride, int64_t lanes, int64_t count, acc_t* dst) {
-  int64_t q0 = 0;
 #if defined(__AVX512F__)
   if constexpr (std::is_same_v<scalar_t, float> && std::is_same_v<acc_t, float>) {
-    if (lanes == kLanes) {
-      for (; q0 + kTile <= count; q0 += kTile) {
-        __m512 r[16];
-        for (int i = 0; i < 16; ++i) r[i] = _mm512_loadu_ps(src + i * stride + q0);
-        transpose16(r);
-        for (int q = 0; q < 16; ++q) _mm512_store_ps(dst + (q0 + q) * kLanes, r[q]);
+    static_assert(kLanes == 16 && kTile == 16, "one 16 x 16 register transpose per tile");
+    for (int64_t q0 = 0; q0 < count; q0 += kTile) {
+      const int64_t len = std::min(kTile, count - q0);
+      const __mmask16 m = first_lanes(len);
+      __m512 r[16];
+      for (int i = 0; i < 16; ++i) {
+        r[i] = i < lanes ? _mm512_maskz_loadu_ps(m, src + i * stride + q0) : _mm512_setzero_ps();
       }
+      transpose16(r);
+      for (int64_t q = 0; q < len; ++q) _mm512_store_ps(dst + (q0 + q) * kLanes, r[q]);
     }
+    return;
   }
 #endif
-  for (int64_t q = q0; q < count; ++q) {
+  for (int64_t q = 0; q < count; ++q) {
     acc_t* d = dst + q * kLanes;
     for (int64_t i = 0; i < lanes; ++i) d[i] = static_cast<acc_t>(src[i * stride + q]);
     for (int64_t i = lanes; i < kLanes; ++i) d[i] = acc_t(0);
@@ -112,22 +122,24 @@ void to_lanes(const scalar_t* src, int64_t stride, int64_t lanes, int64_t count,
 // The inverse: dst[i * stride + q] = src[q * kLanes + i] for q < count, i < lanes.
 template <typename scalar_t, typename acc_t>
 void from_lanes(const acc_t* src, int64_t stride, int64_t lanes, int64_t count, scalar_t* dst) {
-  int64_t q0 = 0;
 #if defined(__AVX512F__)
   if constexpr (std::is_same_v<scalar_t, float> && std::is_same_v<acc_t, float>) {
-    if (lanes == kLanes) {
-      for (; q0 + kTile <= count; q0 += kTile) {
-        __m512 r[16];
-        for (int q = 0; q < 16; ++q) r[q] = _mm512_load_ps(src + (q0 + q) * kLanes);
-        transpose16(r);
-        for (int i = 0; i < 16; ++i) _mm512_storeu_ps(dst + i * stride + q0, r[i]);
+    for (int64_t q0 = 0; q0 < count; q0 += kTile) {
+      const int64_t len = std::min(kTile, count - q0);
+      __m512 r[16];
+      for (int q = 0; q < 16; ++q) {
+        r[q] = q < len ? _mm512_load_ps(src + (q0 + q) * kLanes) : _mm512_setzero_ps();
       }
+      transpose16(r);
+      const __mmask16 m = first_lanes(len);
+      for (int64_t i = 0; i < lanes; ++i) _mm512_mask_storeu_ps(dst + i * stride + q0, m, r[i]);
     }
+    return;
   }
 #endif
   for (int64_t i = 0; i < lanes; ++i) {
     scalar_t* d = dst + i * stride;
-    for (int64_t q = q0; q < count; ++q) d[q] = static_cast<scalar_t>(src[q * kLanes + i]);
+    for (int64_t q = 0; q < count; ++q) d[q] = static_cast<scalar_t>(src[q * kLanes + i]);
   }
 }
 
@@ -176,7 +188,7 @@ inline void lane_axpy(acc_t* d, acc_t w, const acc_t* __restrict__ g) {
   for (int64_t i = 0; i < kLanes; ++i) d[i] += w * g[i];
 }
 
-}  // namespace tps_lanes
+}  // namespace lanes
 }  // namespace fastpose
 
 #if defined(__GNUC__) && !defined(__clang__)
