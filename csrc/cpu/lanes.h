@@ -143,11 +143,11 @@ void from_lanes(const acc_t* src, int64_t stride, int64_t lanes, int64_t count, 
   }
 }
 
-// out[q] = sum over the lanes of tile[q * kLanes + i], for q < count <= kTile. A
-// vectorised loop reducing one row at a time ends in a serial scalar sum of its
-// lanes; transposing the tile turns the kTile row sums into kLanes vector adds.
+// out[q] = scale * (sum over the lanes of tile[q * kLanes + i]), for q < count <= kTile. A
+// vectorised loop reducing one row at a time ends in a serial scalar sum of its lanes;
+// transposing the tile turns the kTile row sums into kLanes vector adds.
 template <typename acc_t>
-void lane_sums(acc_t* tile, int64_t count, acc_t* out) {
+void lane_sums(const acc_t* tile, int64_t count, acc_t scale, acc_t* out) {
 #if defined(__AVX512F__)
   if constexpr (std::is_same_v<acc_t, float> && kTile == 16) {
     __m512 r[16];
@@ -156,27 +156,14 @@ void lane_sums(acc_t* tile, int64_t count, acc_t* out) {
     for (int w = 1; w < 16; w *= 2) {  // pairwise tree: r[0] += r[w], r[2w] += r[3w], ...
       for (int i = 0; i + w < 16; i += 2 * w) r[i] = _mm512_add_ps(r[i], r[i + w]);
     }
-    alignas(64) float sums[16];
-    _mm512_store_ps(sums, r[0]);
-    for (int64_t q = 0; q < count; ++q) out[q] = sums[q];
+    _mm512_mask_storeu_ps(out, first_lanes(count), _mm512_mul_ps(r[0], _mm512_set1_ps(scale)));
     return;
   }
 #endif
   for (int64_t q = 0; q < count; ++q) {
     acc_t s = 0;
     for (int64_t i = 0; i < kLanes; ++i) s += tile[q * kLanes + i];
-    out[q] = s;
-  }
-}
-
-// out[i] = w00 v00[i] + w01 v01[i] + w10 v10[i] + w11 v11[i] over the lanes.
-template <typename acc_t>
-inline void lane_sample(const acc_t* __restrict__ v00, const acc_t* __restrict__ v01,
-                        const acc_t* __restrict__ v10, const acc_t* __restrict__ v11, acc_t w00,
-                        acc_t w01, acc_t w10, acc_t w11, acc_t* __restrict__ out) {
-  _Pragma("omp simd")
-  for (int64_t i = 0; i < kLanes; ++i) {
-    out[i] = w00 * v00[i] + w01 * v01[i] + w10 * v10[i] + w11 * v11[i];
+    out[q] = scale * s;
   }
 }
 

@@ -645,13 +645,8 @@ void warp_backward_lanes(const TpsGeometry& g, const std::vector<acc_t>& gbuf, c
             }
           }
           if (part != nullptr) {
-            acc_t* px = part + p0 + q0;
-            tl::lane_sums(xtile, tc, px);
-            tl::lane_sums(ytile, tc, px + pixels);
-            for (int64_t q = 0; q < tc; ++q) {
-              px[q] *= ax.scale;
-              px[pixels + q] *= ay.scale;
-            }
+            tl::lane_sums(xtile, tc, ax.scale, part + p0 + q0);
+            tl::lane_sums(ytile, tc, ay.scale, part + pixels + p0 + q0);
           }
         }
       }
