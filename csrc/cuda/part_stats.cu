@@ -28,6 +28,7 @@
 
 #include "../part_stats_common.h"
 #include "../part_stats_math.h"
+#include "warp.cuh"
 
 namespace fastpose {
 namespace {
@@ -44,12 +45,6 @@ static_assert(sizeof(pm::Coef<float>) == kCoefFields * sizeof(float), "Coef must
 static_assert(sizeof(pm::Centred<float>) == pm::kNumPartials * sizeof(float),
               "Centred must be packed");
 
-template <typename T>
-__device__ __forceinline__ T warp_sum(T v) {
-#pragma unroll
-  for (int o = 16; o > 0; o >>= 1) v += __shfl_down_sync(0xffffffffu, v, o);
-  return v;
-}
 
 // Sums v[0..NV) over the block; the totals are valid in thread 0. red holds kWarps * NV values.
 template <typename T, int NV>

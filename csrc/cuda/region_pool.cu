@@ -30,6 +30,7 @@
 
 #include "../region_pool_common.h"
 #include "../region_pool_math.h"
+#include "warp.cuh"
 
 namespace fastpose {
 namespace {
@@ -40,14 +41,6 @@ constexpr int kWarps = 4;          // warps per block of the sum kernel
 constexpr int kRegionTile = 32;    // regions per shared-memory bin set
 constexpr int64_t kChunk = 2048;   // pixels per warp item (64 per lane): a 64x32 plane is one item
 constexpr int kGatherThreads = 256;
-constexpr unsigned kFullMask = 0xffffffffu;
-
-template <typename acc_t>
-__device__ __forceinline__ acc_t warp_sum(acc_t v) {
-#pragma unroll
-  for (int off = 16; off > 0; off >>= 1) v += __shfl_xor_sync(kFullMask, v, off);
-  return v;
-}
 
 __device__ __forceinline__ int64_t checked_label(int64_t label, int64_t num_regions) {
   CUDA_KERNEL_ASSERT_MSG(rm::label_ok(label, num_regions),
