@@ -54,5 +54,12 @@ def requires_ext():
 
 
 @pytest.fixture(autouse=True)
+def _load_ext():
+    # The ops register with torch.library when fastpose._C loads, lazily on first use; a test that
+    # calls torch.ops.fastpose directly must not depend on an earlier test having loaded it.
+    _ext.load()
+
+
+@pytest.fixture(autouse=True)
 def _seed():
     torch.manual_seed(0)

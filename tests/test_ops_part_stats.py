@@ -104,7 +104,6 @@ def test_gradcheck_float64(device, k):
     assert gradcheck(lambda a, b, c: part_ssim(a, b, c, impl="ext"), (x, y, m), eps=1e-6, atol=1e-6)
 
 
-@pytest.mark.usefixtures("requires_ext")  # run alone, nothing else has loaded the ops
 @pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("mask_grad", [True, False])
 def test_opcheck(device, mask_grad):

@@ -128,7 +128,6 @@ def test_gradcheck_float64(device, kind):
     assert gradcheck(bcast, bcast_args, eps=1e-6, atol=1e-7)
 
 
-@pytest.mark.usefixtures("requires_ext")  # run alone, nothing else has loaded the ops
 @pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("kind", ["uint8", "int32", "int64", "soft"])
 @pytest.mark.parametrize("seg_grad", [False, True])

@@ -96,7 +96,6 @@ def test_gradcheck_float64(device, padding, window, sigma):
     assert gradcheck(fn, (x, y), eps=1e-6, atol=1e-6)
 
 
-@pytest.mark.usefixtures("requires_ext")  # run alone, nothing else has loaded the ops
 @pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("need_grad", [True, False])
 @pytest.mark.parametrize("same", [True, False])

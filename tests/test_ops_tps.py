@@ -186,7 +186,6 @@ def test_gradcheck_float64(device, align_corners, k):
                                            impl="ext"), (x, ctrl), eps=1e-6, atol=1e-6)
 
 
-@pytest.mark.usefixtures("requires_ext")  # run alone, nothing else has loaded the ops
 @pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("need", [(True, True), (True, False), (False, True)])
 @pytest.mark.parametrize("channels", [3, 16])  # the CPU kernel's planar and channel-vector paths
