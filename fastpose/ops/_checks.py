@@ -29,11 +29,7 @@ def check_same(op: str, a_name: str, a: Tensor, b_name: str, b: Tensor) -> None:
     if b.shape != a.shape:
         raise ValueError(f"{op}: {b_name} must have the shape of {a_name} {tuple(a.shape)}, "
                          f"got {tuple(b.shape)}")
-    if b.dtype != a.dtype:
-        raise TypeError(f"{op}: {a_name} and {b_name} must share a dtype, got {a.dtype} and {b.dtype}")
-    if b.device != a.device:
-        raise ValueError(f"{op}: {a_name} and {b_name} must be on one device, got {a.device} and "
-                         f"{b.device}")
+    check_dtype_device(op, a_name, a, b_name, b)
 
 
 def check_choice(op: str, name: str, value: object, choices: Sequence[object]) -> None:
@@ -56,3 +52,12 @@ def check_odd_window(op: str, window: int, height: int, width: int) -> None:
 def acc_dtype(dtype: torch.dtype) -> torch.dtype:
     """Accumulation dtype: float64 stays float64, everything else accumulates in float32."""
     return torch.float64 if dtype == torch.float64 else torch.float32
+
+
+def check_dtype_device(op: str, a_name: str, a: Tensor, b_name: str, b: Tensor) -> None:
+    """b must have a's dtype and device (any shape)."""
+    if b.dtype != a.dtype:
+        raise TypeError(f"{op}: {a_name} and {b_name} must share a dtype, got {a.dtype} and {b.dtype}")
+    if b.device != a.device:
+        raise ValueError(f"{op}: {a_name} and {b_name} must be on one device, got {a.device} and "
+                         f"{b.device}")

@@ -7,7 +7,7 @@ from typing import Optional
 
 from torch import Tensor
 
-from fastpose.ops._checks import check_floating, check_tensor
+from fastpose.ops._checks import check_dtype_device, check_floating, check_tensor
 from fastpose.ops.region_pool_args import LABEL_DTYPES, check_seg
 
 
@@ -23,10 +23,7 @@ def check_conv_args(op: str, codes: Tensor, seg: Tensor, weight: Tensor,
                         f"shape {tuple(seg.shape)} of {seg.dtype}")
     check_seg(op, seg, codes, "codes", *(seg.shape[-2:] if isinstance(seg, Tensor) else (-1, -1)))
     check_tensor(op, "weight", weight, 4, "[C, S, kh, kw]")
-    if weight.dtype != codes.dtype:
-        raise TypeError(f"{op}: codes and weight must share a dtype, got {codes.dtype} and {weight.dtype}")
-    if weight.device != codes.device:
-        raise ValueError(f"{op}: codes and weight must be on one device, got {codes.device} and {weight.device}")
+    check_dtype_device(op, "codes", codes, "weight", weight)
     if weight.shape[1] != codes.shape[2]:
         raise ValueError(f"{op}: weight [C, S, kh, kw] must have S={codes.shape[2]} like codes [N, R, S], got "
                          f"shape {tuple(weight.shape)}")
@@ -39,8 +36,5 @@ def check_conv_args(op: str, codes: Tensor, seg: Tensor, weight: Tensor,
         if bias.shape[0] != weight.shape[0]:
             raise ValueError(f"{op}: bias must be [C={weight.shape[0]}] like weight's output channels, got "
                              f"shape {tuple(bias.shape)}")
-        if bias.dtype != codes.dtype:
-            raise TypeError(f"{op}: codes and bias must share a dtype, got {codes.dtype} and {bias.dtype}")
-        if bias.device != codes.device:
-            raise ValueError(f"{op}: codes and bias must be on one device, got {codes.device} and {bias.device}")
+        check_dtype_device(op, "codes", codes, "bias", bias)
     return kh, kw
