@@ -20,6 +20,14 @@
 // sample) the basis-weighted sum of the position gradient, then a fixed-order
 // sum over blocks and dctrl = kinv^T dM. Block, chunk and group sizes are
 // constants, so results do not depend on the thread count.
+//
+// Feature maps (>= 16 channels, input rows of >= 2 pixels) take the channel-vector
+// path instead of the gather and scatter passes of (forward) and (B): per (sample,
+// 16 channels) the input pixel-major (lanes.h), so a row pair is one contiguous
+// 16-channel load, the dx update a 16-wide add into the task's own buffer, and the
+// position gradient a dot product over the lanes, summed 16 pixels at a time by a
+// register transpose. The grid and (C) are shared with the planar path; the path is
+// chosen by shape alone, so the thread count still changes nothing.
 #include <ATen/ATen.h>
 #include <ATen/Dispatch.h>
 #include <ATen/OpMathType.h>
