@@ -27,6 +27,10 @@ CASES = [
     ((2, 16, 9, 8), (11, 7)),
     ((1, 37, 10, 13), (9, 5)),
     ((2, 20, 5, 1), (6, 3)),  # one-column input with many channels: the planar path
+    # Wide channel-vector tasks (V x 16 channels per task, chosen by shape): V = 2, and
+    # V = 4 with a partial third and an empty fourth vector (40 channels).
+    ((8, 32, 6, 5), (7, 9)),
+    ((8, 40, 9, 8), (11, 7)),
 ]
 
 
@@ -184,22 +188,29 @@ def test_gradcheck_float64(device, align_corners, k):
     x = torch.rand(1, 17, 5, 4, dtype=torch.float64, device=device, requires_grad=True)
     assert gradcheck(lambda a, b: tps_warp(a, b[:1], (4, 3), align_corners=align_corners,
                                            impl="ext"), (x, ctrl), eps=1e-6, atol=1e-6)
+    # 8 samples of 33 channels: wide tasks of 4 vectors (16, 16, 1 and 0 channels).
+    x = torch.rand(8, 33, 3, 2, dtype=torch.float64, device=device, requires_grad=True)
+    ctrl8 = perturbed(k, 8, torch.float64, device, scale=0.1).requires_grad_(True)
+    assert gradcheck(lambda a, b: tps_warp(a, b, (2, 3), align_corners=align_corners, impl="ext"),
+                     (x, ctrl8), eps=1e-6, atol=1e-6)
 
 
 @pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("need", [(True, True), (True, False), (False, True)])
-@pytest.mark.parametrize("channels", [3, 16])  # the CPU kernel's planar and channel-vector paths
-def test_opcheck(device, need, channels):
+# The CPU kernel's planar path, channel-vector path, and its wide tasks (4 vectors).
+@pytest.mark.parametrize("batch,channels", [(2, 3), (2, 16), (8, 40)])
+def test_opcheck(device, need, batch, channels):
     layout = tps_layout(k=9)
     t, kinv = layout.tensors(torch.device(device), torch.float64)
-    x = torch.rand(2, channels, 9, 7, dtype=torch.float64, device=device, requires_grad=need[0])
-    ctrl = perturbed(9, 2, torch.float64, device).requires_grad_(need[1])
+    x = torch.rand(batch, channels, 9, 7, dtype=torch.float64, device=device,
+                   requires_grad=need[0])
+    ctrl = perturbed(9, batch, torch.float64, device).requires_grad_(need[1])
     torch.library.opcheck(torch.ops.fastpose.tps_warp.default, (x, ctrl, t, kinv, 6, 5, False))
     torch.library.opcheck(torch.ops.fastpose.tps_grid.default, (ctrl, t, kinv, 6, 5, True))
-    grad = torch.randn(2, channels, 6, 5, dtype=torch.float64, device=device)
+    grad = torch.randn(batch, channels, 6, 5, dtype=torch.float64, device=device)
     torch.library.opcheck(torch.ops.fastpose.tps_warp_backward.default,
                           (grad, x.detach(), ctrl.detach(), t, kinv, False, *need))
-    grad_grid = torch.randn(2, 6, 5, 2, dtype=torch.float64, device=device)
+    grad_grid = torch.randn(batch, 6, 5, 2, dtype=torch.float64, device=device)
     torch.library.opcheck(torch.ops.fastpose.tps_grid_backward.default,
                           (grad_grid, t, kinv, 6, 5, True))
 
@@ -360,11 +371,12 @@ def test_compiles_with_torch_compile():
     torch.testing.assert_close(g, g_ref, rtol=1e-4, atol=1e-5)
 
 
-@pytest.mark.parametrize("channels", [5, 20])  # the CPU kernel's planar and channel-vector paths
-def test_ctrl_gradient_is_deterministic_across_thread_counts(channels):
-    x = torch.rand(3, channels, 24, 16, requires_grad=True)
-    ctrl = perturbed(25, 3, torch.float32, "cpu").requires_grad_(True)
-    g_out = torch.randn(3, channels, 24, 16)
+# The CPU kernel's planar path, channel-vector path, and its wide tasks (4 vectors).
+@pytest.mark.parametrize("batch,channels", [(3, 5), (3, 20), (8, 64)])
+def test_ctrl_gradient_is_deterministic_across_thread_counts(batch, channels):
+    x = torch.rand(batch, channels, 24, 16, requires_grad=True)
+    ctrl = perturbed(25, batch, torch.float32, "cpu").requires_grad_(True)
+    g_out = torch.randn(batch, channels, 24, 16)
     before = torch.get_num_threads()
     results = []
     try:

@@ -92,10 +92,12 @@ inline __mmask16 first_lanes(int64_t n) {
 }
 #endif
 
-// dst[q * kLanes + i] = src[i * stride + q] for q < count, i < lanes; lanes beyond
-// `lanes` are zero (their results are never stored). dst rows are 64-byte aligned.
+// dst[q * row + i] = src[i * stride + q] for q < count, i < lanes (row >= kLanes, the
+// distance between the pixel-major rows; a multiple of kLanes); lanes beyond `lanes` are
+// zero (their results are never stored). dst rows are 64-byte aligned.
 template <typename scalar_t, typename acc_t>
-void to_lanes(const scalar_t* src, int64_t stride, int64_t lanes, int64_t count, acc_t* dst) {
+void to_lanes(const scalar_t* src, int64_t stride, int64_t lanes, int64_t count, acc_t* dst,
+              int64_t row = kLanes) {
 #if defined(__AVX512F__)
   if constexpr (std::is_same_v<scalar_t, float> && std::is_same_v<acc_t, float>) {
     static_assert(kLanes == 16 && kTile == 16, "one 16 x 16 register transpose per tile");
@@ -107,28 +109,29 @@ void to_lanes(const scalar_t* src, int64_t stride, int64_t lanes, int64_t count,
         r[i] = i < lanes ? _mm512_maskz_loadu_ps(m, src + i * stride + q0) : _mm512_setzero_ps();
       }
       transpose16(r);
-      for (int64_t q = 0; q < len; ++q) _mm512_store_ps(dst + (q0 + q) * kLanes, r[q]);
+      for (int64_t q = 0; q < len; ++q) _mm512_store_ps(dst + (q0 + q) * row, r[q]);
     }
     return;
   }
 #endif
   for (int64_t q = 0; q < count; ++q) {
-    acc_t* d = dst + q * kLanes;
+    acc_t* d = dst + q * row;
     for (int64_t i = 0; i < lanes; ++i) d[i] = static_cast<acc_t>(src[i * stride + q]);
     for (int64_t i = lanes; i < kLanes; ++i) d[i] = acc_t(0);
   }
 }
 
-// The inverse: dst[i * stride + q] = src[q * kLanes + i] for q < count, i < lanes.
+// The inverse: dst[i * stride + q] = src[q * row + i] for q < count, i < lanes.
 template <typename scalar_t, typename acc_t>
-void from_lanes(const acc_t* src, int64_t stride, int64_t lanes, int64_t count, scalar_t* dst) {
+void from_lanes(const acc_t* src, int64_t stride, int64_t lanes, int64_t count, scalar_t* dst,
+                int64_t row = kLanes) {
 #if defined(__AVX512F__)
   if constexpr (std::is_same_v<scalar_t, float> && std::is_same_v<acc_t, float>) {
     for (int64_t q0 = 0; q0 < count; q0 += kTile) {
       const int64_t len = std::min(kTile, count - q0);
       __m512 r[16];
       for (int q = 0; q < 16; ++q) {
-        r[q] = q < len ? _mm512_load_ps(src + (q0 + q) * kLanes) : _mm512_setzero_ps();
+        r[q] = q < len ? _mm512_load_ps(src + (q0 + q) * row) : _mm512_setzero_ps();
       }
       transpose16(r);
       const __mmask16 m = first_lanes(len);
@@ -139,24 +142,39 @@ void from_lanes(const acc_t* src, int64_t stride, int64_t lanes, int64_t count, 
 #endif
   for (int64_t i = 0; i < lanes; ++i) {
     scalar_t* d = dst + i * stride;
-    for (int64_t q = 0; q < count; ++q) d[q] = static_cast<scalar_t>(src[q * kLanes + i]);
+    for (int64_t q = 0; q < count; ++q) d[q] = static_cast<scalar_t>(src[q * row + i]);
   }
 }
 
 // out[q] = scale * (sum over the lanes of tile[q * kLanes + i]), for q < count <= kTile. A
-// vectorised loop reducing one row at a time ends in a serial scalar sum of its lanes;
-// transposing the tile turns the kTile row sums into kLanes vector adds.
+// vectorised loop reducing one row at a time ends in a serial scalar sum of its lanes; a
+// shuffle tree instead halves the lanes of pairs of rows and adds them, 16 rows -> 8 -> 4 ->
+// 2 -> 1 vector of row sums: 30 shuffles and 15 adds (a full transpose takes 64 shuffles).
 template <typename acc_t>
 void lane_sums(const acc_t* tile, int64_t count, acc_t scale, acc_t* out) {
 #if defined(__AVX512F__)
   if constexpr (std::is_same_v<acc_t, float> && kTile == 16) {
     __m512 r[16];
     for (int q = 0; q < 16; ++q) r[q] = _mm512_load_ps(tile + q * kLanes);
-    transpose16(r);
-    for (int w = 1; w < 16; w *= 2) {  // pairwise tree: r[0] += r[w], r[2w] += r[3w], ...
-      for (int i = 0; i + w < 16; i += 2 * w) r[i] = _mm512_add_ps(r[i], r[i + w]);
+    // Per 128-bit quarter, rows 2k and 2k+1: [r2k(0)+r2k(2), r2k+1(0)+r2k+1(2), (1)+(3), ...].
+    for (int k = 0; k < 8; ++k) {
+      r[k] = _mm512_add_ps(_mm512_unpacklo_ps(r[2 * k], r[2 * k + 1]),
+                           _mm512_unpackhi_ps(r[2 * k], r[2 * k + 1]));
     }
-    _mm512_mask_storeu_ps(out, first_lanes(count), _mm512_mul_ps(r[0], _mm512_set1_ps(scale)));
+    // Per quarter, rows 4m..4m+3 each summed over the quarter.
+    for (int m = 0; m < 4; ++m) {
+      r[m] = _mm512_add_ps(_mm512_shuffle_ps(r[2 * m], r[2 * m + 1], _MM_SHUFFLE(1, 0, 1, 0)),
+                           _mm512_shuffle_ps(r[2 * m], r[2 * m + 1], _MM_SHUFFLE(3, 2, 3, 2)));
+    }
+    // Quarters 0+1 and 2+3 of rows 0-7 (r[0]) and 8-15 (r[1]).
+    for (int e = 0; e < 2; ++e) {
+      r[e] = _mm512_add_ps(_mm512_shuffle_f32x4(r[2 * e], r[2 * e + 1], 0x88),
+                           _mm512_shuffle_f32x4(r[2 * e], r[2 * e + 1], 0xdd));
+    }
+    // Quarter j of the result holds rows 4j..4j+3: lane q is row q.
+    const __m512 s = _mm512_add_ps(_mm512_shuffle_f32x4(r[0], r[1], 0x88),
+                                   _mm512_shuffle_f32x4(r[0], r[1], 0xdd));
+    _mm512_mask_storeu_ps(out, first_lanes(count), _mm512_mul_ps(s, _mm512_set1_ps(scale)));
     return;
   }
 #endif
@@ -167,12 +185,12 @@ void lane_sums(const acc_t* tile, int64_t count, acc_t scale, acc_t* out) {
   }
 }
 
-// d[i] += w * g[i]. The four taps of a sample may share a row (clamped rows), so each
-// tap's update is its own loop: no two updates of one call are reordered.
-template <typename acc_t>
+// d[i] += w * g[i] for i < kWidth. The four taps of a sample may share a row (clamped
+// rows), so each tap's update is its own loop: no two updates of one call are reordered.
+template <int64_t kWidth = kLanes, typename acc_t>
 inline void lane_axpy(acc_t* d, acc_t w, const acc_t* __restrict__ g) {
   _Pragma("omp simd")
-  for (int64_t i = 0; i < kLanes; ++i) d[i] += w * g[i];
+  for (int64_t i = 0; i < kWidth; ++i) d[i] += w * g[i];
 }
 
 }  // namespace lanes

@@ -60,6 +60,14 @@ constexpr int64_t kGatherChunk = 2048;  // output pixels whose taps one forward 
 
 int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 
+// An uninitialised heap array for buffers that are written in full before they are read
+// (std::vector would zero them first: megabytes per call for the grid of an image batch, in
+// the calling thread while the others wait).
+template <typename T>
+std::unique_ptr<T[]> uninit_array(int64_t count) {
+  return std::unique_ptr<T[]>(new T[static_cast<size_t>(count)]);
+}
+
 // coef[n] = kinv @ ctrl[n], [N, K+3, 2] in acc_t, in a fixed order.
 template <typename scalar_t, typename acc_t>
 std::vector<acc_t> tps_coefficients(const scalar_t* ctrl, const acc_t* kinv, int64_t n,
@@ -95,19 +103,27 @@ struct BasisBlock {
 
   explicit BasisBlock(int64_t k_) : radial(static_cast<size_t>(k_ * kBlock)), k(k_) {}
 
+  // Pixels whose grid sums grid() keeps in registers across the K terms (four vectors),
+  // instead of loading and storing the whole block's sums once per term.
+  static constexpr int64_t kStrip = 4 * 64 / static_cast<int64_t>(sizeof(acc_t));
+  static_assert(kBlock % kStrip == 0, "strips tile the block");
+
   void compute(int64_t first, int64_t count, int64_t h, int64_t w, bool ac, const acc_t* target) {
     p0 = first;
     cnt = count;
-    for (int64_t q = 0; q < cnt; ++q) {
+    // The last strip's pixels past the block's end get position 0: finite values that
+    // grid() computes and never stores.
+    const int64_t padded = ceil_div(cnt, kStrip) * kStrip;
+    for (int64_t q = 0; q < padded; ++q) {
       const int64_t p = p0 + q;
-      px[q] = tm::lattice<acc_t>(p % w, w, ac);
-      py[q] = tm::lattice<acc_t>(p / w, h, ac);
+      px[q] = q < cnt ? tm::lattice<acc_t>(p % w, w, ac) : acc_t(0);
+      py[q] = q < cnt ? tm::lattice<acc_t>(p / w, h, ac) : acc_t(0);
     }
     for (int64_t j = 0; j < k; ++j) {
       const acc_t tx = target[2 * j], ty = target[2 * j + 1];
       acc_t* __restrict__ u = radial.data() + j * kBlock;
       _Pragma("omp simd")
-      for (int64_t q = 0; q < cnt; ++q) {
+      for (int64_t q = 0; q < padded; ++q) {
         const acc_t dx = px[q] - tx, dy = py[q] - ty;
         u[q] = tm::rbf(dx * dx + dy * dy);
       }
@@ -117,18 +133,26 @@ struct BasisBlock {
   // grid = b^T coef for one sample, in tps_math::tps_map's term order (affine first).
   void grid(const acc_t* coef, acc_t* __restrict__ gx, acc_t* __restrict__ gy) const {
     const acc_t* aff = coef + 2 * k;
-    _Pragma("omp simd")
-    for (int64_t q = 0; q < cnt; ++q) {
-      gx[q] = aff[0] + aff[2] * px[q] + aff[4] * py[q];
-      gy[q] = aff[1] + aff[3] * px[q] + aff[5] * py[q];
-    }
-    for (int64_t j = 0; j < k; ++j) {
-      const acc_t wx = coef[2 * j], wy = coef[2 * j + 1];
-      const acc_t* u = radial.data() + j * kBlock;
+    for (int64_t q0 = 0; q0 < cnt; q0 += kStrip) {
+      acc_t sx[kStrip], sy[kStrip];
       _Pragma("omp simd")
-      for (int64_t q = 0; q < cnt; ++q) {
-        gx[q] += u[q] * wx;
-        gy[q] += u[q] * wy;
+      for (int64_t q = 0; q < kStrip; ++q) {
+        sx[q] = aff[0] + aff[2] * px[q0 + q] + aff[4] * py[q0 + q];
+        sy[q] = aff[1] + aff[3] * px[q0 + q] + aff[5] * py[q0 + q];
+      }
+      for (int64_t j = 0; j < k; ++j) {
+        const acc_t wx = coef[2 * j], wy = coef[2 * j + 1];
+        const acc_t* u = radial.data() + j * kBlock + q0;
+        _Pragma("omp simd")
+        for (int64_t q = 0; q < kStrip; ++q) {
+          sx[q] += u[q] * wx;
+          sy[q] += u[q] * wy;
+        }
+      }
+      const int64_t len = std::min(kStrip, cnt - q0);
+      for (int64_t q = 0; q < len; ++q) {
+        gx[q0 + q] = sx[q];
+        gy[q0 + q] = sy[q];
       }
     }
   }
@@ -203,18 +227,18 @@ void ctrl_grad_from_grid_grad(const acc_t* target, const acc_t* kinv, const TpsG
                               bool ac, scalar_t* dctrl, const Load& load) {
   const int64_t blocks = ceil_div(g.h * g.w, kBlock);
   const int64_t m = (g.k + 3) * 2;
-  std::vector<acc_t> partial(static_cast<size_t>(blocks * g.n * m));
+  const std::unique_ptr<acc_t[]> partial = uninit_array<acc_t>(blocks * g.n * m);
   for_each_block_and_sample<acc_t, GridScratch<acc_t>>(
       g, ac, target,
       [&](const BasisBlock<acc_t>& b, GridScratch<acc_t>& sc, int64_t blk, int64_t n) {
         load(n, b.p0, b.cnt, sc.gx, sc.gy);
-        b.reduce(sc.gx, sc.gy, partial.data() + (blk * g.n + n) * m);
+        b.reduce(sc.gx, sc.gy, partial.get() + (blk * g.n + n) * m);
       });
   std::vector<acc_t> dm(static_cast<size_t>(m));
   for (int64_t n = 0; n < g.n; ++n) {
     std::fill(dm.begin(), dm.end(), acc_t(0));
     for (int64_t blk = 0; blk < blocks; ++blk) {
-      const acc_t* part = partial.data() + (blk * g.n + n) * m;
+      const acc_t* part = partial.get() + (blk * g.n + n) * m;
       for (int64_t i = 0; i < m; ++i) dm[i] += part[i];
     }
     // grid = b^T kinv ctrl, so dctrl = kinv^T (sum_p b dg^T).
@@ -432,21 +456,21 @@ void pos_grad_run(const PairBlock<acc_t, kCap>& tb, const scalar_t* plane, int64
 
 // The grid of every (sample, pixel) from the shared per-block basis, [N][2][pixels].
 template <typename scalar_t, typename acc_t>
-std::vector<acc_t> warp_grid(const TpsGeometry& g, bool align_corners, const acc_t* target,
-                             const std::vector<acc_t>& coef) {
+std::unique_ptr<acc_t[]> warp_grid(const TpsGeometry& g, bool align_corners, const acc_t* target,
+                                   const std::vector<acc_t>& coef) {
   const int64_t pixels = g.h * g.w;
-  std::vector<acc_t> gbuf(static_cast<size_t>(g.n * 2 * pixels));
+  std::unique_ptr<acc_t[]> gbuf = uninit_array<acc_t>(g.n * 2 * pixels);
   for_each_block_and_sample<acc_t, GridScratch<acc_t>>(
       g, align_corners, target,
       [&](const BasisBlock<acc_t>& b, GridScratch<acc_t>&, int64_t, int64_t n) {
-        acc_t* gx = gbuf.data() + n * 2 * pixels + b.p0;
+        acc_t* gx = gbuf.get() + n * 2 * pixels + b.p0;
         b.grid(coef.data() + n * (g.k + 3) * 2, gx, gx + pixels);
       });
   return gbuf;
 }
 
 template <bool kPair, typename scalar_t, typename acc_t>
-void warp_forward(const TpsGeometry& g, const std::vector<acc_t>& gbuf, const scalar_t* xp,
+void warp_forward(const TpsGeometry& g, const acc_t* gbuf, const scalar_t* xp,
                   scalar_t* op, int64_t c, int64_t plane_in, const tm::Axis<acc_t>& ax,
                   const tm::Axis<acc_t>& ay) {
   const int64_t pixels = g.h * g.w, chunks = ceil_div(pixels, kGatherChunk);
@@ -457,7 +481,7 @@ void warp_forward(const TpsGeometry& g, const std::vector<acc_t>& gbuf, const sc
     for (int64_t task = begin; task < end; ++task) {
       const int64_t n = task / chunks, p0 = (task % chunks) * kGatherChunk;
       const int64_t cnt = std::min(kGatherChunk, pixels - p0);
-      const acc_t* gx = gbuf.data() + n * 2 * pixels + p0;
+      const acc_t* gx = gbuf + n * 2 * pixels + p0;
       taps->fill(gx, gx + pixels, cnt, ax, ay);
       for (int64_t ch = 0; ch < c; ++ch) {
         sample_run<kPair>(*taps, xp + (n * c + ch) * plane_in, op + (n * c + ch) * pixels + p0,
@@ -471,7 +495,7 @@ void warp_forward(const TpsGeometry& g, const std::vector<acc_t>& gbuf, const sc
 // plane: no races, no atomics) and sum the position gradient over its channels into
 // dgpart [N][cchunks][2][pixels], scaled to normalised coordinates.
 template <bool kPair, typename scalar_t, typename acc_t>
-void warp_backward_input(const TpsGeometry& g, const std::vector<acc_t>& gbuf,
+void warp_backward_input(const TpsGeometry& g, const acc_t* gbuf,
                          const scalar_t* xp, const scalar_t* gp, acc_t* dxp, acc_t* dgpart,
                          int64_t c, int64_t plane_in, const tm::Axis<acc_t>& ax,
                          const tm::Axis<acc_t>& ay) {
@@ -488,7 +512,7 @@ void warp_backward_input(const TpsGeometry& g, const std::vector<acc_t>& gbuf,
         std::memset(dxp + (n * c + cc0) * plane_in, 0,
                     sizeof(acc_t) * static_cast<size_t>((cc1 - cc0) * plane_in));
       }
-      const acc_t* gx_all = gbuf.data() + n * 2 * pixels;
+      const acc_t* gx_all = gbuf + n * 2 * pixels;
       for (int64_t p0 = 0; p0 < pixels; p0 += kGatherChunk) {
         const int64_t cnt = std::min(kGatherChunk, pixels - p0);
         taps->fill(gx_all + p0, gx_all + pixels + p0, cnt, ax, ay);
@@ -538,33 +562,65 @@ namespace tl = lanes;
 // take the channel-vector path. A shape rule only, never the thread count, so a given
 // shape always sums in the same order.
 constexpr int64_t kLaneMinChannels = 16;
-static_assert(tl::kLanes == kChannelChunk,
-              "both backward paths write the position gradient per chunk of kChannelChunk channels");
 
 bool use_lanes(int64_t c, int64_t win) { return c >= kLaneMinChannels && win >= 2; }
 
-// Per (sample, kLanes channels): the input pixel-major once (plus a zero row that a
-// pair's second slot may reach at the plane's end), then per pixel the four row-pair
-// loads of kLanes channels, written back to the output planes tile by tile.
-template <typename scalar_t, typename acc_t>
-void warp_forward_lanes(const TpsGeometry& g, const std::vector<acc_t>& gbuf, const scalar_t* xp,
+// Vectors of kLanes channels that one task holds per pixel (1, 2 or 4). Per pixel, the
+// taps are loaded and broadcast once for all of them, and the position gradient's sum
+// over the task's channels takes V - 1 vector adds before one lane sum (a lane sum is a
+// shuffle tree, the expensive part), so wider tasks cost less per channel. Measured on
+// the PoT-GAN feature maps (2-core Zen 4): V = 4 cuts the backward by 30-45 % on 32x16
+// and 16x8 planes, while on 64x32 planes (a 256-KB pixel-major buffer at V = 2) V > 1 is
+// slower, hence the cap of 2048 input pixels x V (128 KB of float buffer). The batch must
+// still split into >= 8 tasks. Shape only: the thread count never changes V, so the
+// position gradient sums in the same order on any number of threads.
+int64_t lane_vectors(int64_t n, int64_t c, int64_t plane_in) {
+  constexpr int64_t kMaxPixelsTimesV = 2048;
+  int64_t v = 4;
+  while (v > 1 && (v * plane_in > kMaxPixelsTimesV || (v / 2) * tl::kLanes >= c ||
+                   n * ceil_div(c, v * tl::kLanes) < 8)) {
+    v /= 2;
+  }
+  return v;
+}
+
+// Channels of the task's vector v that exist (0 past the last channel).
+inline int64_t vector_lanes(int64_t c, int64_t c0, int64_t v) {
+  return std::clamp<int64_t>(c - c0 - v * tl::kLanes, 0, tl::kLanes);
+}
+
+// The task's input planes pixel-major: row p holds V x kLanes channels of pixel p, plus a
+// zero row that a pair's second slot may reach at the plane's end.
+template <int64_t V, typename scalar_t, typename acc_t>
+void load_lanes(const scalar_t* planes, int64_t plane_in, int64_t c, int64_t c0, acc_t* xt) {
+  constexpr int64_t W = V * tl::kLanes;
+  for (int64_t v = 0; v < V; ++v) {
+    tl::to_lanes(planes + v * tl::kLanes * plane_in, plane_in, vector_lanes(c, c0, v), plane_in,
+                 xt + v * tl::kLanes, W);
+  }
+  std::fill(xt + plane_in * W, xt + (plane_in + 1) * W, acc_t(0));
+}
+
+// Per (sample, V x kLanes channels): the input pixel-major once, then per pixel the four
+// row-pair loads of its channels, written back to the output planes tile by tile.
+template <int64_t V, typename scalar_t, typename acc_t>
+void warp_forward_lanes(const TpsGeometry& g, const acc_t* gbuf, const scalar_t* xp,
                         scalar_t* op, int64_t c, int64_t plane_in, const tm::Axis<acc_t>& ax,
                         const tm::Axis<acc_t>& ay) {
-  const int64_t pixels = g.h * g.w, cchunks = ceil_div(c, tl::kLanes);
+  constexpr int64_t L = tl::kLanes, W = V * L;
+  const int64_t pixels = g.h * g.w, cchunks = ceil_div(c, W);
   at::parallel_for(0, g.n * cchunks, 1, [&](int64_t begin, int64_t end) {
     auto taps = std::make_unique<PairBlock<acc_t>>();
     tl::Buffer<acc_t> xt_buf, tile_buf;
-    xt_buf.reserve((plane_in + 1) * tl::kLanes);
-    tile_buf.reserve(tl::kTile * tl::kLanes);
+    xt_buf.reserve((plane_in + 1) * W);
+    tile_buf.reserve(tl::kTile * W);
     acc_t* xt = xt_buf.get();
     acc_t* tile = tile_buf.get();
     for (int64_t task = begin; task < end; ++task) {
-      const int64_t n = task / cchunks, c0 = (task % cchunks) * tl::kLanes;
-      const int64_t lanes = std::min(tl::kLanes, c - c0);
-      tl::to_lanes(xp + (n * c + c0) * plane_in, plane_in, lanes, plane_in, xt);
-      std::fill(xt + plane_in * tl::kLanes, xt + (plane_in + 1) * tl::kLanes, acc_t(0));
+      const int64_t n = task / cchunks, c0 = (task % cchunks) * W;
+      load_lanes<V>(xp + (n * c + c0) * plane_in, plane_in, c, c0, xt);
       scalar_t* dst = op + (n * c + c0) * pixels;
-      const acc_t* gx = gbuf.data() + n * 2 * pixels;
+      const acc_t* gx = gbuf + n * 2 * pixels;
       for (int64_t p0 = 0; p0 < pixels; p0 += kGatherChunk) {
         const int64_t cnt = std::min(kGatherChunk, pixels - p0);
         taps->fill(gx + p0, gx + pixels + p0, cnt, ax, ay);
@@ -572,83 +628,94 @@ void warp_forward_lanes(const TpsGeometry& g, const std::vector<acc_t>& gbuf, co
           const int64_t tc = std::min(tl::kTile, cnt - q0);
           for (int64_t q = 0; q < tc; ++q) {
             const tm::PairTaps<acc_t> t = taps->at(q0 + q);
-            const acc_t* __restrict__ v0 = xt + t.r0 * tl::kLanes;
-            const acc_t* __restrict__ v1 = xt + t.r1 * tl::kLanes;
-            acc_t* __restrict__ o = tile + q * tl::kLanes;
+            const acc_t* __restrict__ v0 = xt + t.r0 * W;
+            const acc_t* __restrict__ v1 = xt + t.r1 * W;
+            acc_t* __restrict__ o = tile + q * W;
             _Pragma("omp simd")
-            for (int64_t i = 0; i < tl::kLanes; ++i) {
-              o[i] = tm::pair_sample(t, v0[i], v0[tl::kLanes + i], v1[i], v1[tl::kLanes + i]);
+            for (int64_t i = 0; i < W; ++i) {
+              o[i] = tm::pair_sample(t, v0[i], v0[W + i], v1[i], v1[W + i]);
             }
           }
-          tl::from_lanes(tile, pixels, lanes, tc, dst + p0 + q0);
+          for (int64_t v = 0; v < V; ++v) {
+            tl::from_lanes(tile + v * L, pixels, vector_lanes(c, c0, v), tc,
+                           dst + v * L * pixels + p0 + q0, W);
+          }
         }
       }
     }
   });
 }
 
-// Per (sample, kLanes channels): the input gradient accumulated pixel-major in the task's
-// own buffer (kLanes-wide adds, no races, no atomics) and written back to its dx planes;
-// the position gradient as a dot product over the lanes, into dgpart like the planar path.
-template <typename scalar_t, typename acc_t>
-void warp_backward_lanes(const TpsGeometry& g, const std::vector<acc_t>& gbuf, const scalar_t* xp,
+// Per (sample, V x kLanes channels): the input gradient accumulated pixel-major in the
+// task's own buffer (vector adds, no races, no atomics) and written back to its dx planes;
+// the position gradient as a dot product over the task's channels (V vectors added, then
+// one lane sum per pixel), into dgpart like the planar path.
+template <int64_t V, typename scalar_t, typename acc_t>
+void warp_backward_lanes(const TpsGeometry& g, const acc_t* gbuf, const scalar_t* xp,
                          const scalar_t* gp, acc_t* dxp, acc_t* dgpart, int64_t c,
                          int64_t plane_in, const tm::Axis<acc_t>& ax, const tm::Axis<acc_t>& ay) {
-  const int64_t pixels = g.h * g.w, cchunks = ceil_div(c, tl::kLanes);
-  constexpr int64_t L = tl::kLanes;
+  constexpr int64_t L = tl::kLanes, W = V * L;
+  const int64_t pixels = g.h * g.w, cchunks = ceil_div(c, W);
   at::parallel_for(0, g.n * cchunks, 1, [&](int64_t begin, int64_t end) {
     auto taps = std::make_unique<PairBlock<acc_t>>();
     tl::Buffer<acc_t> xt_buf, dxt_buf, tile_buf;
-    if (dgpart != nullptr) xt_buf.reserve((plane_in + 1) * L);
-    if (dxp != nullptr) dxt_buf.reserve((plane_in + 1) * L);
-    // The grad tile and the two position-gradient product tiles; zeroed once, since
-    // lane_sums reads whole tiles (rows past a short tile's end are ignored).
-    tile_buf.reserve(3 * tl::kTile * L);
-    std::fill(tile_buf.get(), tile_buf.get() + 3 * tl::kTile * L, acc_t(0));
+    if (dgpart != nullptr) xt_buf.reserve((plane_in + 1) * W);
+    if (dxp != nullptr) dxt_buf.reserve((plane_in + 1) * W);
+    // The grad tile and the two position-gradient tiles; zeroed once, since lane_sums
+    // reads whole tiles (rows past a short tile's end are ignored).
+    tile_buf.reserve(tl::kTile * (W + 2 * L));
+    std::fill(tile_buf.get(), tile_buf.get() + tl::kTile * (W + 2 * L), acc_t(0));
     acc_t* xt = xt_buf.get();
     acc_t* dxt = dxt_buf.get();
     acc_t* gtile = tile_buf.get();
-    acc_t* xtile = gtile + tl::kTile * L;
+    acc_t* xtile = gtile + tl::kTile * W;
     acc_t* ytile = xtile + tl::kTile * L;
     for (int64_t task = begin; task < end; ++task) {
-      const int64_t n = task / cchunks, c0 = (task % cchunks) * L;
-      const int64_t lanes = std::min(L, c - c0);
-      if (dgpart != nullptr) {
-        tl::to_lanes(xp + (n * c + c0) * plane_in, plane_in, lanes, plane_in, xt);
-        std::fill(xt + plane_in * L, xt + (plane_in + 1) * L, acc_t(0));
-      }
-      if (dxp != nullptr) std::fill(dxt, dxt + (plane_in + 1) * L, acc_t(0));
+      const int64_t n = task / cchunks, c0 = (task % cchunks) * W;
+      if (dgpart != nullptr) load_lanes<V>(xp + (n * c + c0) * plane_in, plane_in, c, c0, xt);
+      if (dxp != nullptr) std::fill(dxt, dxt + (plane_in + 1) * W, acc_t(0));
       const scalar_t* grad = gp + (n * c + c0) * pixels;
-      const acc_t* gx = gbuf.data() + n * 2 * pixels;
+      const acc_t* gx = gbuf + n * 2 * pixels;
       acc_t* part = dgpart != nullptr ? dgpart + task * 2 * pixels : nullptr;
       for (int64_t p0 = 0; p0 < pixels; p0 += kGatherChunk) {
         const int64_t cnt = std::min(kGatherChunk, pixels - p0);
         taps->fill(gx + p0, gx + pixels + p0, cnt, ax, ay);
         for (int64_t q0 = 0; q0 < cnt; q0 += tl::kTile) {
           const int64_t tc = std::min(tl::kTile, cnt - q0);
-          tl::to_lanes(grad + p0 + q0, pixels, lanes, tc, gtile);
+          for (int64_t v = 0; v < V; ++v) {
+            tl::to_lanes(grad + v * L * pixels + p0 + q0, pixels, vector_lanes(c, c0, v), tc,
+                         gtile + v * L, W);
+          }
           for (int64_t q = 0; q < tc; ++q) {
             const tm::PairTaps<acc_t> t = taps->at(q0 + q);
-            const acc_t* __restrict__ gv = gtile + q * L;
+            const acc_t* __restrict__ gv = gtile + q * W;
             if (dxp != nullptr) {
-              acc_t* d0 = dxt + t.r0 * L;
-              acc_t* d1 = dxt + t.r1 * L;
-              tl::lane_axpy(d0, t.b0 * t.a0, gv);
-              tl::lane_axpy(d0 + L, t.b0 * t.a1, gv);
-              tl::lane_axpy(d1, t.b1 * t.a0, gv);
-              tl::lane_axpy(d1 + L, t.b1 * t.a1, gv);
+              acc_t* d0 = dxt + t.r0 * W;
+              acc_t* d1 = dxt + t.r1 * W;
+              tl::lane_axpy<W>(d0, t.b0 * t.a0, gv);
+              tl::lane_axpy<W>(d0 + W, t.b0 * t.a1, gv);
+              tl::lane_axpy<W>(d1, t.b1 * t.a0, gv);
+              tl::lane_axpy<W>(d1 + W, t.b1 * t.a1, gv);
             }
             if (part != nullptr) {
-              const acc_t* __restrict__ v0 = xt + t.r0 * L;
-              const acc_t* __restrict__ v1 = xt + t.r1 * L;
+              const acc_t* __restrict__ v0 = xt + t.r0 * W;
+              const acc_t* __restrict__ v1 = xt + t.r1 * W;
               acc_t* __restrict__ sx = xtile + q * L;
               acc_t* __restrict__ sy = ytile + q * L;
+              // The derivative of a sample is linear in the tap values, so the products
+              // with the gradient are summed over the task's vectors tap by tap first and
+              // pair_pos_grad runs once per lane: 4 V + 12 operations instead of 14 V.
               _Pragma("omp simd")
               for (int64_t i = 0; i < L; ++i) {
-                acc_t px, py;
-                tm::pair_pos_grad(t, v0[i], v0[L + i], v1[i], v1[L + i], px, py);
-                sx[i] = gv[i] * px;
-                sy[i] = gv[i] * py;
+                acc_t s00 = 0, s01 = 0, s10 = 0, s11 = 0;
+                for (int64_t v = 0; v < V; ++v) {
+                  const int64_t j = v * L + i;
+                  s00 += gv[j] * v0[j];
+                  s01 += gv[j] * v0[W + j];
+                  s10 += gv[j] * v1[j];
+                  s11 += gv[j] * v1[W + j];
+                }
+                tm::pair_pos_grad(t, s00, s01, s10, s11, sx[i], sy[i]);
               }
             }
           }
@@ -658,9 +725,24 @@ void warp_backward_lanes(const TpsGeometry& g, const std::vector<acc_t>& gbuf, c
           }
         }
       }
-      if (dxp != nullptr) tl::from_lanes(dxt, plane_in, lanes, plane_in, dxp + (n * c + c0) * plane_in);
+      if (dxp != nullptr) {
+        for (int64_t v = 0; v < V; ++v) {
+          tl::from_lanes(dxt + v * L, plane_in, vector_lanes(c, c0, v), plane_in,
+                         dxp + (n * c + c0 + v * L) * plane_in, W);
+        }
+      }
     }
   });
+}
+
+// Runs fn(std::integral_constant<int64_t, V>) for the shape's lane_vectors.
+template <typename Fn>
+void with_lane_vectors(int64_t v, const Fn& fn) {
+  switch (v) {
+    case 4: fn(std::integral_constant<int64_t, 4>{}); break;
+    case 2: fn(std::integral_constant<int64_t, 2>{}); break;
+    default: fn(std::integral_constant<int64_t, 1>{});
+  }
 }
 
 at::Tensor tps_warp_cpu(const at::Tensor& x, const at::Tensor& ctrl, const at::Tensor& target,
@@ -678,18 +760,20 @@ at::Tensor tps_warp_cpu(const at::Tensor& x, const at::Tensor& ctrl, const at::T
     using acc_t = at::opmath_type<scalar_t>;
     const std::vector<acc_t> coef =
         tps_coefficients(cc.const_data_ptr<scalar_t>(), kc.const_data_ptr<acc_t>(), g.n, g.k);
-    const std::vector<acc_t> gbuf =
+    const std::unique_ptr<acc_t[]> gbuf =
         warp_grid<scalar_t, acc_t>(g, align_corners, tc.const_data_ptr<acc_t>(), coef);
     const tm::Axis<acc_t> ax = tm::make_axis<acc_t>(win, align_corners);
     const tm::Axis<acc_t> ay = tm::make_axis<acc_t>(hin, align_corners);
     const scalar_t* xp = xc.const_data_ptr<scalar_t>();
     scalar_t* op = out.mutable_data_ptr<scalar_t>();
     if (use_lanes(c, win)) {
-      warp_forward_lanes(g, gbuf, xp, op, c, hin * win, ax, ay);
+      with_lane_vectors(lane_vectors(g.n, c, hin * win), [&](auto v) {
+        warp_forward_lanes<decltype(v)::value>(g, gbuf.get(), xp, op, c, hin * win, ax, ay);
+      });
     } else if (win >= 2) {
-      warp_forward<true>(g, gbuf, xp, op, c, hin * win, ax, ay);
+      warp_forward<true>(g, gbuf.get(), xp, op, c, hin * win, ax, ay);
     } else {
-      warp_forward<false>(g, gbuf, xp, op, c, hin * win, ax, ay);
+      warp_forward<false>(g, gbuf.get(), xp, op, c, hin * win, ax, ay);
     }
   });
   return out;
@@ -726,7 +810,10 @@ std::tuple<at::Tensor, at::Tensor> tps_warp_backward_cpu(
   const at::Tensor xc = x.contiguous(), cc = ctrl.contiguous(), tc = target.contiguous(),
                    kc = kinv.contiguous();
   const int64_t pixels = g.h * g.w, plane_in = hin * win;
-  const int64_t cchunks = ceil_div(c, kChannelChunk);
+  // Tasks of the input-gradient pass, each writing its own partial position gradient.
+  const int64_t cchunks = use_lanes(c, win)
+                              ? ceil_div(c, lane_vectors(g.n, c, plane_in) * lanes::kLanes)
+                              : ceil_div(c, kChannelChunk);
 
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, x.scalar_type(), "tps_warp_backward_cpu",
                                   [&] {
@@ -738,18 +825,22 @@ std::tuple<at::Tensor, at::Tensor> tps_warp_backward_cpu(
     const tm::Axis<acc_t> ay = tm::make_axis<acc_t>(hin, align_corners);
 
     // (A) the grid; (B) dx and the per-chunk position gradient.
-    const std::vector<acc_t> gbuf = warp_grid<scalar_t, acc_t>(g, align_corners, tp, coef);
-    std::vector<acc_t> dgpart(need_ctrl ? static_cast<size_t>(g.n * cchunks * 2 * pixels) : 0);
+    const std::unique_ptr<acc_t[]> gbuf = warp_grid<scalar_t, acc_t>(g, align_corners, tp, coef);
+    const std::unique_ptr<acc_t[]> dgpart =
+        need_ctrl ? uninit_array<acc_t>(g.n * cchunks * 2 * pixels) : nullptr;
     acc_t* dxp = need_x ? dx_acc.mutable_data_ptr<acc_t>() : nullptr;
-    acc_t* dgp = need_ctrl ? dgpart.data() : nullptr;
+    acc_t* dgp = dgpart.get();
     const scalar_t* xp = xc.const_data_ptr<scalar_t>();
     const scalar_t* gp = grad.const_data_ptr<scalar_t>();
     if (use_lanes(c, win)) {
-      warp_backward_lanes(g, gbuf, xp, gp, dxp, dgp, c, plane_in, ax, ay);
+      with_lane_vectors(lane_vectors(g.n, c, plane_in), [&](auto v) {
+        warp_backward_lanes<decltype(v)::value>(g, gbuf.get(), xp, gp, dxp, dgp, c, plane_in, ax,
+                                                ay);
+      });
     } else if (win >= 2) {
-      warp_backward_input<true>(g, gbuf, xp, gp, dxp, dgp, c, plane_in, ax, ay);
+      warp_backward_input<true>(g, gbuf.get(), xp, gp, dxp, dgp, c, plane_in, ax, ay);
     } else {
-      warp_backward_input<false>(g, gbuf, xp, gp, dxp, dgp, c, plane_in, ax, ay);
+      warp_backward_input<false>(g, gbuf.get(), xp, gp, dxp, dgp, c, plane_in, ax, ay);
     }
 
     // (C) dctrl from the position gradient summed over channel chunks in order.
@@ -757,7 +848,7 @@ std::tuple<at::Tensor, at::Tensor> tps_warp_backward_cpu(
       ctrl_grad_from_grid_grad<scalar_t, acc_t>(
           tp, kp, g, align_corners, dctrl.mutable_data_ptr<scalar_t>(),
           [&](int64_t n, int64_t p0, int64_t cnt, acc_t* dgx, acc_t* dgy) {
-            const acc_t* base = dgpart.data() + n * cchunks * 2 * pixels + p0;
+            const acc_t* base = dgpart.get() + n * cchunks * 2 * pixels + p0;
             for (int64_t q = 0; q < cnt; ++q) {
               dgx[q] = base[q];
               dgy[q] = base[pixels + q];
