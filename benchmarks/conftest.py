@@ -4,6 +4,15 @@ Without ``--benchmark`` every benchmark is skipped. With it, each case is timed
 with pytest-benchmark (CPU) or CUDA events after warm-up (CUDA), and the session
 ends with a table of medians and speedups (reference / kernel, external /
 kernel), also written to ``benchmarks/.results/latest.md``.
+
+CPU allocator: the session runs with :func:`fastpose.data.retain_freed_memory` in
+effect, as a fastpose training process does (its batch encoder sets it on the first
+CPU batch). Under glibc's default policy, whether a multi-megabyte tensor freed by one
+call comes back to the next as mapped memory or as fresh pages to fault in (~2,000 per
+8 MB) depends on what ran before; on this 2-core machine that swung the same kernel
+call by up to 50 % between a case timed alone and one timed after other
+implementations. ``FASTPOSE_BENCH_DEFAULT_MALLOC=1`` keeps glibc's default policy;
+the table header says which policy a run used.
 """
 
 from __future__ import annotations
@@ -36,6 +45,21 @@ class BenchResult:
 def pytest_addoption(parser):
     parser.addoption("--benchmark", action="store_true", default=False,
                      help="run the fastpose benchmarks (skipped otherwise)")
+
+
+MALLOC_POLICY = {"name": "not set"}
+
+
+def pytest_configure(config):
+    if not config.getoption("--benchmark"):
+        return
+    if os.environ.get("FASTPOSE_BENCH_DEFAULT_MALLOC") == "1":
+        MALLOC_POLICY["name"] = "glibc default (FASTPOSE_BENCH_DEFAULT_MALLOC=1)"
+        return
+    from fastpose.data.memory import retain_freed_memory
+
+    MALLOC_POLICY["name"] = ("freed memory retained (fastpose.data.retain_freed_memory, as in "
+                             "training)" if retain_freed_memory() else "C library default")
 
 
 def pytest_collection_modifyitems(config, items):
@@ -95,6 +119,7 @@ def environment_header() -> list[str]:
         f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
         f"torch threads {torch.get_num_threads()}, GPU {gpu}",
         f"torch {torch.__version__} (CUDA {torch.version.cuda}), commit {sha}",
+        f"CPU allocator: {MALLOC_POLICY['name']}",
         "command: pytest benchmarks --benchmark",
     ]
 

@@ -23,11 +23,12 @@
 //
 // Feature maps (>= 16 channels, input rows of >= 2 pixels) take the channel-vector
 // path instead of the gather and scatter passes of (forward) and (B): per (sample,
-// 16 channels) the input pixel-major (lanes.h), so a row pair is one contiguous
-// 16-channel load, the dx update a 16-wide add into the task's own buffer, and the
-// position gradient a dot product over the lanes, summed 16 pixels at a time by a
-// register transpose. The grid and (C) are shared with the planar path; the path is
-// chosen by shape alone, so the thread count still changes nothing.
+// V x 16 channels, V = 1, 2 or 4 by shape) the input pixel-major (lanes.h), so a row
+// pair is V contiguous 16-channel loads, the dx update V 16-wide adds into the task's
+// own buffer, and the position gradient a dot product over the task's channels (its V
+// vectors added, then a lane sum over 16 pixels at a time by a shuffle tree). The grid
+// and (C) are shared with the planar path; the path and V are chosen by shape alone,
+// so the thread count still changes nothing.
 #include <ATen/ATen.h>
 #include <ATen/Dispatch.h>
 #include <ATen/OpMathType.h>
