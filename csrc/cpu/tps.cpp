@@ -812,9 +812,10 @@ std::tuple<at::Tensor, at::Tensor> tps_warp_backward_cpu(
                    kc = kinv.contiguous();
   const int64_t pixels = g.h * g.w, plane_in = hin * win;
   // Tasks of the input-gradient pass, each writing its own partial position gradient.
-  const int64_t cchunks = use_lanes(c, win)
-                              ? ceil_div(c, lane_vectors(g.n, c, plane_in) * lanes::kLanes)
-                              : ceil_div(c, kChannelChunk);
+  const bool lanes_path = use_lanes(c, win);
+  const int64_t vectors = lanes_path ? lane_vectors(g.n, c, plane_in) : 0;
+  const int64_t cchunks = lanes_path ? ceil_div(c, vectors * lanes::kLanes)
+                                     : ceil_div(c, kChannelChunk);
 
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, x.scalar_type(), "tps_warp_backward_cpu",
                                   [&] {
@@ -833,8 +834,8 @@ std::tuple<at::Tensor, at::Tensor> tps_warp_backward_cpu(
     acc_t* dgp = dgpart.get();
     const scalar_t* xp = xc.const_data_ptr<scalar_t>();
     const scalar_t* gp = grad.const_data_ptr<scalar_t>();
-    if (use_lanes(c, win)) {
-      with_lane_vectors(lane_vectors(g.n, c, plane_in), [&](auto v) {
+    if (lanes_path) {
+      with_lane_vectors(vectors, [&](auto v) {
         warp_backward_lanes<decltype(v)::value>(g, gbuf.get(), xp, gp, dxp, dgp, c, plane_in, ax,
                                                 ay);
       });
