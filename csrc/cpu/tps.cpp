@@ -570,11 +570,12 @@ bool use_lanes(int64_t c, int64_t win) { return c >= kLaneMinChannels && win >= 
 // taps are loaded and broadcast once for all of them, and the position gradient's sum
 // over the task's channels takes V - 1 vector adds before one lane sum (a lane sum is a
 // shuffle tree, the expensive part), so wider tasks cost less per channel. Measured on
-// the PoT-GAN feature maps (2-core Zen 4): V = 4 cuts the backward by 30-45 % on 32x16
+// the PoT-GAN feature maps (2-core Zen 4): V = 4 cuts the backward by 30-35 % on 32x16
 // and 16x8 planes, while on 64x32 planes (a 256-KB pixel-major buffer at V = 2) V > 1 is
-// slower, hence the cap of 2048 input pixels x V (128 KB of float buffer). The batch must
-// still split into >= 8 tasks. Shape only: the thread count never changes V, so the
-// position gradient sums in the same order on any number of threads.
+// slower, hence the cap of 2048 input pixels x V (128 KB of float buffer). V halves while
+// half of it would hold every channel, and the batch must still split into >= 8 tasks.
+// Shape only: the thread count never changes V, so the position gradient sums in the same
+// order on any number of threads.
 int64_t lane_vectors(int64_t n, int64_t c, int64_t plane_in) {
   constexpr int64_t kMaxPixelsTimesV = 2048;
   int64_t v = 4;
